@@ -1,0 +1,40 @@
+"""Real workcell: ros2 launch meta_robot robot.launch.py robot_ip:=172.16.0.2
+[realtime_config:=enforce] [camera_serial:=] [namespace:=]
+
+The same graph as ``meta-robot up robot`` (both read meta_robot.graph). DDS settings are the robot
+computer's own: this launch does not change ROS_DOMAIN_ID or the discovery range.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+
+from meta_robot.graph import robot_graph
+from meta_robot.launch_support import launch_nodes
+
+ARGUMENTS = {
+    "robot_ip": (None, "address of the Franka controller (FCI)"),
+    "realtime_config": ("enforce", "'enforce' on a PREEMPT_RT kernel; 'ignore' only for simulators"),
+    "camera_serial": ("", "RealSense serial number; empty = the only connected camera"),
+    "namespace": ("", "namespace of the robot's nodes"),
+}
+
+
+def _nodes(context):
+    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    return launch_nodes(
+        robot_graph(
+            robot_ip=arg["robot_ip"],
+            realtime_config=arg["realtime_config"],
+            camera_serial=arg["camera_serial"],
+            namespace=arg["namespace"],
+        )
+    )
+
+
+def generate_launch_description():
+    declared = [
+        DeclareLaunchArgument(n, description=h, **({} if d is None else {"default_value": d}))
+        for n, (d, h) in ARGUMENTS.items()
+    ]
+    return LaunchDescription([*declared, OpaqueFunction(function=_nodes)])

@@ -1,0 +1,33 @@
+"""An rclpy node spun in a background thread, for programs whose main thread blocks (demo, CLI,
+tests, benchmarks)."""
+
+from __future__ import annotations
+
+import threading
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+
+class BackgroundNode:
+    """Initialises rclpy, creates ``name`` and spins it until :meth:`close`."""
+
+    def __init__(self, name: str, **node_kwargs) -> None:
+        rclpy.init()
+        self.node = rclpy.create_node(name, **node_kwargs)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, name=f"spin-{name}", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop spinning and shut rclpy down."""
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+    def __enter__(self) -> BackgroundNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,186 @@
+"""The simulated workcell through the real nodes, as separate processes over DDS.
+
+One sim bridge process serves the module; the test process is the commander (or starts one as a
+process of its own, to kill it). Checks behaviour only: positions, refusals, held states.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from meta_robot.commander import ArmCommander
+from meta_robot.graph import sim_graph
+from meta_robot.launcher import GraphProcesses, node_command, write_overrides
+from meta_robot.nodes.background import BackgroundNode
+from meta_robot.safety.limits import SafetyLimits
+
+pytestmark = pytest.mark.integration
+LIMITS = SafetyLimits()
+TARGETS = [
+    (0.50, 0.00, 0.30),
+    (0.55, 0.20, 0.15),
+    (0.60, -0.20, 0.15),
+    (0.35, -0.10, 0.45),
+    (0.45, 0.0, 0.35),
+]
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    specs = sim_graph("default", seed=1, bridge_parameters={"camera_rate": 5.0})
+    with GraphProcesses(specs, os.environ, log_dir=tmp_path_factory.mktemp("logs")) as running:
+        yield running
+        running.check_running()
+
+
+@pytest.fixture(scope="module")
+def ros(graph):
+    with BackgroundNode("test_commander") as background:
+        yield background
+
+
+@pytest.fixture(scope="module")
+def commander(ros, graph):
+    arm = ArmCommander(ros.node, source="pytest")
+    deadline = time.monotonic() + 120
+    while arm.pose is None:
+        graph.check_running()
+        assert time.monotonic() < deadline, "sim bridge never published ee_pose"
+        time.sleep(0.1)
+    return arm
+
+
+def call(ros, name: str, srv_type=Trigger, request=None, timeout: float = 10.0):
+    client = ros.node.create_client(srv_type, name)
+    try:
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request or srv_type.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"no answer from {name}"
+            time.sleep(0.01)
+        return future.result()
+    finally:
+        ros.node.destroy_client(client)
+
+
+def latest(ros, msg_type, topic: str, timeout: float = 20.0):
+    received = []
+    sub = ros.node.create_subscription(msg_type, topic, received.append, 10)
+    try:
+        deadline = time.monotonic() + timeout
+        while not received:
+            assert time.monotonic() < deadline, f"nothing on {topic}"
+            time.sleep(0.02)
+        return received[-1]
+    finally:
+        ros.node.destroy_subscription(sub)
+
+
+def test_reaches_five_targets_within_a_centimetre(commander):
+    for target in TARGETS:
+        result = commander.move_to(np.array(target), settle=1.5)
+        assert result.error <= 0.01, f"target {target}: reached {result.reached}, error {result.error:.4f} m"
+        assert not result.refusals
+
+
+def test_target_outside_the_box_is_refused_and_arm_stays_inside(commander):
+    result = commander.move_to(np.array([0.90, 0.0, 0.30]), settle=1.0)
+    assert any("out_of_workspace" in r for r in result.refusals)
+    assert LIMITS.contains(result.reached, margin=0.005)
+    for sample in result.samples:
+        assert LIMITS.contains(sample.measured, margin=0.005)
+    commander.move_to(np.array([0.5, 0.0, 0.3]))
+
+
+def test_malformed_commands_are_refused_with_reason(commander):
+    pose = commander.wait_for_state()
+    bad = pose.__class__(np.array([np.nan, 0.0, 0.3]), pose.orientation)
+    commander.send(bad, 0.04)
+    commander.send(pose.__class__(pose.position, np.array([0.0, 0.0, 0.0, 3.0])), 0.04)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not {"non_finite", "bad_quaternion"} <= _seen(commander):
+        time.sleep(0.05)
+    assert {"non_finite", "bad_quaternion"} <= _seen(commander)
+    assert np.linalg.norm(commander.wait_for_state().position - pose.position) < 0.005
+
+
+def _seen(commander: ArmCommander) -> set[str]:
+    return {r.split(": ")[1] for r in commander.refusals() if ": " in r}
+
+
+def test_killing_the_commander_stops_the_arm(commander, graph):
+    start = commander.move_to(np.array([0.40, -0.25, 0.30]), settle=0.5).reached
+    cmd = [sys.executable, "-m", "meta_robot.cli", "move", "0.65", "0.25", "0.30", "--speed", "0.1"]
+    mover = subprocess.Popen(cmd, env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while np.linalg.norm(commander.wait_for_state().position - start) < 0.05:
+            assert mover.poll() is None, "the commander process died on its own"
+            assert time.monotonic() < deadline, "the arm never started moving"
+            time.sleep(0.01)
+        mover.send_signal(signal.SIGKILL)
+        at_kill = commander.wait_for_state().position
+    finally:
+        mover.kill()
+        mover.wait()
+    time.sleep(1.0)
+    after = commander.wait_for_state().position
+    time.sleep(0.5)
+    later = commander.wait_for_state().position
+    assert np.linalg.norm(later - after) < 0.002, "the arm kept moving after its commander died"
+    # It may travel at most at the speed limit for the watchdog period (+ one tick and settling).
+    allowed = LIMITS.max_linear_speed * (LIMITS.watchdog_timeout + 0.02) + 0.01
+    assert np.linalg.norm(after - at_kill) <= allowed
+    assert np.linalg.norm(after - np.array([0.65, 0.25, 0.30])) > 0.05, "the arm reached the target anyway"
+
+
+def test_estop_latches_until_reset(commander, ros):
+    home = commander.move_to(np.array([0.5, 0.0, 0.3])).reached
+    assert call(ros, "safety/estop").success
+    assert latest(ros, Bool, "safety/estop_active").data is True
+    blocked = commander.move_to(home + [0.0, 0.08, 0.0], settle=0.5)
+    assert any("estop_latched" in r for r in blocked.refusals)
+    assert np.linalg.norm(blocked.reached - home) < 0.005
+    assert call(ros, "safety/reset_estop").success
+    assert latest(ros, Bool, "safety/estop_active").data is False
+    moved = commander.move_to(home + [0.0, 0.08, 0.0])
+    assert moved.error <= 0.01
+
+
+def test_cameras_publish_realsense_topics(ros):
+    for prefix in ("camera", "wrist_camera"):
+        image = latest(ros, Image, f"{prefix}/color/image_raw")
+        assert (image.width, image.height, image.encoding) == (128, 128, "rgb8")
+        depth = latest(ros, Image, f"{prefix}/aligned_depth_to_color/image_raw")
+        assert depth.encoding == "16UC1"
+        depth_mm = np.frombuffer(bytes(depth.data), dtype=np.uint16)
+        assert (depth_mm > 0).mean() > 0.5, "most pixels should see something"
+        info = latest(ros, CameraInfo, f"{prefix}/color/camera_info")
+        assert info.width == 128 and info.k[0] > 0
+
+
+def test_second_driver_in_the_namespace_is_refused(graph, tmp_path):
+    spec = sim_graph("default", bridge_parameters={"camera_rate": 0.0})[0]
+    cmd = node_command(spec, write_overrides(spec, tmp_path))
+    result = subprocess.run(cmd, env=os.environ, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "another driver already serves" in result.stderr
+
+
+def test_unknown_scenario_is_a_clear_error(tmp_path):
+    spec = sim_graph("no_such_scenario", bridge_parameters={"camera_rate": 0.0}, namespace="other")[0]
+    cmd = node_command(spec, write_overrides(spec, tmp_path))
+    result = subprocess.run(cmd, env=os.environ, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "no_such_scenario" in result.stderr and "default" in result.stderr

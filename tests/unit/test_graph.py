@@ -1,0 +1,43 @@
+"""The one graph description: specs, the command lines and parameter files built from them."""
+
+from __future__ import annotations
+
+import yaml
+
+from meta_robot import paths
+from meta_robot.graph import robot_graph, sim_graph
+from meta_robot.launcher import node_command, write_overrides
+
+
+def test_sim_graph_runs_the_sim_bridge_with_its_parameters():
+    (bridge,) = sim_graph("default", seed=7, real_time_factor=0.0, bridge_parameters={"camera_rate": 0.0})
+    assert bridge.name == "sim_bridge" and bridge.full_name == "/sim_bridge"
+    assert bridge.parameters["seed"] == 7 and bridge.parameters["camera_rate"] == 0.0
+    assert bridge.parameters["use_sim_time"] is True  # flat out runs the graph on /clock
+    assert all(p.is_file() for p in bridge.params_paths())
+
+
+def test_robot_graph_keeps_enforce_by_default():
+    driver, camera = robot_graph("172.16.0.2", namespace="r1")
+    assert driver.parameters == {"robot_ip": "172.16.0.2", "realtime_config": "enforce"}
+    assert driver.full_name == "/r1/franky_driver" and camera.full_name == "/r1/realsense_camera"
+
+
+def test_node_command_and_overrides_use_the_full_node_name(tmp_path):
+    (bridge,) = sim_graph("default", seed=3, namespace="/robot2")
+    overrides = write_overrides(bridge, tmp_path)
+    content = yaml.safe_load(overrides.read_text())
+    assert content == {"/robot2/sim_bridge": {"ros__parameters": dict(bridge.parameters)}}
+    cmd = node_command(bridge, overrides)
+    assert cmd[1:3] == ["-m", "meta_robot.nodes.sim_bridge_node"]
+    assert "__ns:=/robot2" in cmd and "__node:=sim_bridge" in cmd
+    assert cmd[-1] == str(overrides)  # overrides come last so they win
+
+
+def test_every_console_script_module_exists():
+    import importlib.util
+    import re
+
+    setup = (paths.share_dir() / "setup.py").read_text()
+    for module in re.findall(r'"(meta_robot\.[\w.]+):main"', setup):
+        assert importlib.util.find_spec(module) is not None, module
