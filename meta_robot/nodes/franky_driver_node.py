@@ -24,11 +24,8 @@ class FrankyDriverNode(Node):
 
     def __init__(self) -> None:
         super().__init__("franky_driver")
-        rate = float(
-            self.declare_parameter(
-                "control_rate", 100.0, ParameterDescriptor(description="Hz, safety tick and state rate [10, 1000]")
-            ).value
-        )
+        doc = ParameterDescriptor(description="Hz, safety tick and state rate [10, 1000]")
+        rate = float(self.declare_parameter("control_rate", 100.0, doc).value)
         if not 10.0 <= rate <= 1000.0:
             raise ValueError(f"control_rate must be in [10, 1000] Hz, got {rate}")
         config = declare_config(self, "", FrankyArmConfig)
