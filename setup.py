@@ -15,9 +15,7 @@ def tree(folder: str) -> list[tuple[str, list[str]]]:
     entries = []
     for root, _dirs, files in os.walk(folder):
         if files:
-            entries.append(
-                (os.path.join("share", PACKAGE, root), [os.path.join(root, f) for f in files])
-            )
+            entries.append((os.path.join("share", PACKAGE, root), [os.path.join(root, f) for f in files]))
     return entries
 
 

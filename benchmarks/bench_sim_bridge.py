@@ -61,8 +61,10 @@ def main() -> None:
     print(f"raw MuJoCo mj_step, workcell scene:           {raw:10.0f} steps/s")
     for camera_rate, label in ((0.0, "no cameras"), (15.0, "2 cameras 128x128 at 15 Hz sim time")):
         rate = bridge_step_rate(args.seconds, camera_rate)
-        print(f"sim bridge node ({label + '):':<38}{rate:10.0f} steps/s   ratio {rate / raw:.3f}   "
-              f"{rate * 0.002:.1f}x real time")
+        print(
+            f"sim bridge node ({label + '):':<38}{rate:10.0f} steps/s   ratio {rate / raw:.3f}   "
+            f"{rate * 0.002:.1f}x real time"
+        )
 
 
 if __name__ == "__main__":

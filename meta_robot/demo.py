@@ -23,11 +23,11 @@ from meta_robot.safety.limits import SafetyLimits
 # (name, TCP position in the base frame, m). The fifth lies beyond the box's x limit on purpose.
 DEMO_TARGETS: tuple[tuple[str, tuple[float, float, float]], ...] = (
     ("above desk centre", (0.50, 0.00, 0.30)),
-    ("left, low", (0.55, 0.20, 0.15)),
-    ("right, low", (0.60, -0.20, 0.15)),
+    ("left, low", (0.40, 0.20, 0.20)),
+    ("right, low", (0.45, -0.15, 0.15)),
     ("near, high", (0.35, -0.10, 0.45)),
     ("outside the workspace", (0.90, 0.00, 0.30)),
-    ("far left", (0.45, 0.30, 0.25)),
+    ("far, over the objects", (0.60, 0.05, 0.25)),
     ("home", (0.45, 0.00, 0.35)),
 )
 REACHED_TOLERANCE = 0.01  # m

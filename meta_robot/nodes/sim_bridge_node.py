@@ -19,6 +19,7 @@ import rclpy
 from meta_robot_interfaces.msg import ObjectState, ObjectStates
 from meta_robot_interfaces.srv import PerturbObject, ResetSim
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -54,6 +55,11 @@ class SimBridgeNode(Node):
         camera_rate = float(_param(self, "camera_rate", 15.0, "Hz of sim time, 0 = no cameras"))
         width = int(_param(self, "camera_width", 128, "pixels"))
         height = int(_param(self, "camera_height", 128, "pixels"))
+        robot_meshes = str(
+            _param(
+                self, "robot_meshes", "collision", "robot drawn with 'collision' (fast) or 'visual' meshes"
+            )
+        )
         if self.real_time_factor < 0 or not math.isfinite(self.real_time_factor):
             raise ValueError(f"real_time_factor must be >= 0, got {self.real_time_factor}")
         if not (0 < control_rate <= 1000) or camera_rate < 0:
@@ -72,7 +78,7 @@ class SimBridgeNode(Node):
         self._sim_start = self.workcell.time
         self.driver = DriverInterface(self, self.arm, self.now)
 
-        self.renderer = WorkcellRenderer(self.workcell, width=width, height=height) if camera_rate else None
+        self.renderer = WorkcellRenderer(self.workcell, width, height, robot_meshes) if camera_rate else None
         self.camera_period = 1.0 / camera_rate if camera_rate else math.inf
         self._next_camera_time = self.workcell.time
         self.cameras = (
@@ -120,7 +126,12 @@ class SimBridgeNode(Node):
         """Run the loop at ``real_time_factor`` (or flat out at 0), serving callbacks in between."""
         next_tick = time.monotonic()
         while rclpy.ok():
-            self.tick()
+            try:
+                self.tick()
+            except RCLError:
+                if rclpy.ok():
+                    raise
+                return  # shut down (Ctrl-C / SIGTERM) while publishing
             if self.real_time_factor == 0:
                 executor.spin_once(timeout_sec=0.0)
                 continue
@@ -142,7 +153,7 @@ class SimBridgeNode(Node):
             response.success, response.message = False, str(exc)
             self.get_logger().error(f"reset refused: {exc}")
             return response
-        self.arm.hold()
+        self.arm.reset_controller()
         self.driver.safety.clear_goal()
         self._next_camera_time = self.workcell.time
         response.success = True

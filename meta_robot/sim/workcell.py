@@ -102,7 +102,9 @@ class Workcell:
             self.object_names = tuple(self.scenario.objects)
         state = self.scenario.sample(seed)
         m, d = self.model, self.data
+        now = d.time  # time never runs backwards: /clock is the graph's clock in sim
         mujoco.mj_resetData(m, d)
+        d.time = now
         d.qpos[self.arm_qpos] = self.scenario.arm_home
         d.ctrl[self.arm_actuators] = self.scenario.arm_home
         opening = 0.04 if self.scenario.gripper_open else 0.0

@@ -22,16 +22,18 @@ from meta_robot.commander import ArmCommander
 from meta_robot.graph import sim_graph
 from meta_robot.launcher import GraphProcesses, node_command, write_overrides
 from meta_robot.nodes.background import BackgroundNode
+from meta_robot.nodes.driver_interface import LATCHED
 from meta_robot.safety.limits import SafetyLimits
 
 pytestmark = pytest.mark.integration
 LIMITS = SafetyLimits()
+# Free space above the desk, clear of the drawer unit, the shelf and the objects.
 TARGETS = [
     (0.50, 0.00, 0.30),
-    (0.55, 0.20, 0.15),
-    (0.60, -0.20, 0.15),
+    (0.40, 0.20, 0.20),
+    (0.45, -0.15, 0.15),
     (0.35, -0.10, 0.45),
-    (0.45, 0.0, 0.35),
+    (0.60, 0.05, 0.25),
 ]
 
 
@@ -74,9 +76,9 @@ def call(ros, name: str, srv_type=Trigger, request=None, timeout: float = 10.0):
         ros.node.destroy_client(client)
 
 
-def latest(ros, msg_type, topic: str, timeout: float = 20.0):
+def latest(ros, msg_type, topic: str, timeout: float = 20.0, qos=10):
     received = []
-    sub = ros.node.create_subscription(msg_type, topic, received.append, 10)
+    sub = ros.node.create_subscription(msg_type, topic, received.append, qos)
     try:
         deadline = time.monotonic() + timeout
         while not received:
@@ -148,12 +150,12 @@ def test_killing_the_commander_stops_the_arm(commander, graph):
 def test_estop_latches_until_reset(commander, ros):
     home = commander.move_to(np.array([0.5, 0.0, 0.3])).reached
     assert call(ros, "safety/estop").success
-    assert latest(ros, Bool, "safety/estop_active").data is True
+    assert latest(ros, Bool, "safety/estop_active", qos=LATCHED).data is True
     blocked = commander.move_to(home + [0.0, 0.08, 0.0], settle=0.5)
     assert any("estop_latched" in r for r in blocked.refusals)
     assert np.linalg.norm(blocked.reached - home) < 0.005
     assert call(ros, "safety/reset_estop").success
-    assert latest(ros, Bool, "safety/estop_active").data is False
+    assert latest(ros, Bool, "safety/estop_active", qos=LATCHED).data is False
     moved = commander.move_to(home + [0.0, 0.08, 0.0])
     assert moved.error <= 0.01
 
