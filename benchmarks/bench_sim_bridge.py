@@ -13,7 +13,7 @@ import argparse
 import threading
 import time
 
-from bench_sim_step import raw_step_rate  # same folder
+from bench_sim_step import controlled_step_rate, raw_step_rate  # same folder
 from rosgraph_msgs.msg import Clock
 
 from meta_robot.graph import sim_graph
@@ -28,7 +28,7 @@ def bridge_step_rate(seconds: float, camera_rate: float) -> float:
     """Physics steps per wall-clock second of the sim bridge node, measured on /clock."""
     env = apply_loopback_environment()
     specs = sim_graph("default", real_time_factor=0.0, bridge_parameters={"camera_rate": camera_rate})
-    dt = Workcell("default").model.opt.timestep
+    dt = Workcell("default").model.opt.timestep  # the bridge steps the same scene
     lock = threading.Lock()
     samples: list[tuple[float, float]] = []
 
@@ -58,12 +58,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     raw = raw_step_rate(args.seconds)
-    print(f"raw MuJoCo mj_step, workcell scene:           {raw:10.0f} steps/s")
+    dt = Workcell("default").model.opt.timestep
+    print(f"raw MuJoCo mj_step, workcell scene:                    {raw:10.0f} steps/s")
+    controlled = controlled_step_rate(args.seconds)
+    print(f"mj_step + IK controller, in process:                   {controlled:10.0f} steps/s")
     for camera_rate, label in ((0.0, "no cameras"), (15.0, "2 cameras 128x128 at 15 Hz sim time")):
         rate = bridge_step_rate(args.seconds, camera_rate)
         print(
             f"sim bridge node ({label + '):':<38}{rate:10.0f} steps/s   ratio {rate / raw:.3f}   "
-            f"{rate * 0.002:.1f}x real time"
+            f"{rate * dt:.1f}x real time"
         )
 
 
