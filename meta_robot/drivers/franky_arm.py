@@ -43,6 +43,9 @@ class FrankyArmConfig:
     force_threshold: float = field(
         default=30.0, metadata={"doc": "N, Cartesian force that triggers a collision reflex"}
     )
+    retarget_rate: float = field(
+        default=25.0, metadata={"doc": "Hz, at most this many new Cartesian targets per second to franky"}
+    )
     gripper_speed: float = field(default=0.08, metadata={"doc": "m/s, finger speed"})
     gripper_force: float = field(default=40.0, metadata={"doc": "N, grasping force"})
 
@@ -57,7 +60,13 @@ class FrankyArmConfig:
             raise ValueError(
                 f"relative_dynamics_factor must be in (0, 1], got {self.relative_dynamics_factor}"
             )
-        for name in ("torque_threshold", "force_threshold", "gripper_speed", "gripper_force"):
+        for name in (
+            "torque_threshold",
+            "force_threshold",
+            "retarget_rate",
+            "gripper_speed",
+            "gripper_force",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value}")
@@ -74,6 +83,7 @@ class FrankyArm(ArmBackend):
         self._gripper_future = None
         self._gripper_width = GRIPPER_MAX_WIDTH
         self._gripper_grasped = False
+        self._last_retarget = -math.inf
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -175,9 +185,19 @@ class FrankyArm(ArmBackend):
 
     # -- commands -----------------------------------------------------------------------------------
     def command(self, target: ArmTarget) -> None:
-        """Stream one safe target: it preempts the motion in progress."""
+        """Stream one safe target: it preempts the motion in progress.
+
+        Targets arrive at the driver's control rate; franky re-plans a jerk-limited trajectory for each
+        new one, so they are forwarded at ``retarget_rate`` at most (the safety layer's setpoint moves
+        smoothly, and franky interpolates between the forwarded ones).
+        """
         import franky
 
+        self._command_gripper(float(target.gripper_width))
+        now = time.monotonic()
+        if now - self._last_retarget < 1.0 / self.config.retarget_rate:
+            return
+        self._last_retarget = now
         robot = self._arm()
         pose = franky.Affine(
             [float(v) for v in target.pose.position], [float(v) for v in target.pose.orientation]
@@ -186,15 +206,15 @@ class FrankyArm(ArmBackend):
         try:
             robot.move(motion, asynchronous=True)
         except Exception as first:
-            # A motion stopped by hold() reports itself as preempted on the next move; anything
-            # else (a reflex) needs safety/recover.
-            if "preempted" not in str(first):
+            # A motion stopped by hold() reports itself as preempted on the next move, and a
+            # replacement can fail to plan from the state the preempted one left: both are retried
+            # once. Anything else (a reflex) needs safety/recover.
+            if "preempted" not in str(first) and "planner" not in str(first):
                 raise ArmError(f"the arm refused the motion ({first}); call safety/recover") from first
             try:
                 robot.move(motion, asynchronous=True)
             except Exception as exc:
                 raise ArmError(f"the arm refused the motion ({exc}); call safety/recover") from exc
-        self._command_gripper(float(target.gripper_width))
 
     def _command_gripper(self, width: float) -> None:
         if self._gripper is None:
@@ -217,6 +237,7 @@ class FrankyArm(ArmBackend):
         """Stop the arm where it is (franky decelerates within its limits)."""
         if self._robot is None:
             return
+        self._last_retarget = -math.inf
         try:
             self._robot.stop()
         except Exception as exc:  # a stop that fails leaves libfranka's own reflexes in charge
