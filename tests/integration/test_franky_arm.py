@@ -36,6 +36,19 @@ def wait_until(predicate, timeout: float = 10.0, poll: float = 0.02):
         time.sleep(poll)
 
 
+def wait_until_still(commander: ArmCommander, timeout: float = 10.0) -> np.ndarray:
+    """The TCP position once it has stopped moving (franky-sim is shared by the whole module)."""
+    previous = commander.wait_for_state().position
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.2)
+        current = commander.wait_for_state().position
+        if np.linalg.norm(current - previous) < 0.0005:
+            return current
+        assert time.monotonic() < deadline, "the arm never came to rest"
+        previous = current
+
+
 def test_reads_a_sane_state(arm):
     state = arm.read_state()
     assert state.joint_positions.shape == (7,) and np.all(np.isfinite(state.joint_positions))
@@ -97,7 +110,7 @@ def test_driver_node_moves_the_arm_through_the_safety_layer(franky_sim_address, 
     ):
         commander = ArmCommander(ros.node, source="pytest")
         wait_until(lambda: graph.check_running() or commander.pose is not None, timeout=60, poll=0.1)
-        start = commander.pose.position
+        start = wait_until_still(commander)
         result = commander.move_to(start + [0.04, -0.03, -0.02], speed=0.05, settle=1.5)
         assert result.error < 0.01, graph.log_of("/franky_driver")
         refused = commander.move_to(np.array([0.95, 0.0, 0.4]), speed=0.1, settle=0.5)
