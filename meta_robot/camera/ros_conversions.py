@@ -1,6 +1,8 @@
 """CameraFrame <-> sensor_msgs Image / CameraInfo, without cv_bridge (not in the PyPI wheels).
 
-Encodings follow realsense2_camera: colour ``rgb8``, aligned depth ``16UC1`` in millimetres.
+Encodings follow realsense2_camera: colour ``rgb8``, aligned depth ``16UC1`` in millimetres. The
+reverse direction is for subscribers: it checks encoding and size and says exactly what is wrong,
+because a silently misread image is much harder to debug than a ValueError.
 """
 
 from __future__ import annotations
@@ -9,23 +11,35 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 
-from meta_robot.camera.frames import CameraIntrinsics
+from meta_robot.camera.frames import CameraFrame, CameraIntrinsics
 
-ENCODINGS = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1), "16UC1": (np.uint16, 1)}
+COLOR_ENCODING = "rgb8"
+DEPTH_ENCODING = "16UC1"
+# encoding -> (dtype, channels)
+ENCODINGS: dict[str, tuple[type[np.generic], int]] = {
+    "rgb8": (np.uint8, 3),
+    "bgr8": (np.uint8, 3),
+    "mono8": (np.uint8, 1),
+    "16UC1": (np.uint16, 1),
+    "mono16": (np.uint16, 1),
+}
+_IDENTITY_R = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 
 
 def image_to_msg(array: np.ndarray, encoding: str, stamp: Time, frame_id: str) -> Image:
-    """sensor_msgs/Image from an (H, W[, C]) array in ``encoding``."""
+    """sensor_msgs/Image from an (H, W[, C]) array in ``encoding`` (little-endian, packed rows)."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unsupported encoding '{encoding}'; supported: {sorted(ENCODINGS)}")
     dtype, channels = ENCODINGS[encoding]
     array = np.ascontiguousarray(array)
-    expected = 3 if channels > 1 else 2
-    if array.dtype != dtype or array.ndim != expected or (channels > 1 and array.shape[2] != channels):
+    expected_ndim = 3 if channels > 1 else 2
+    if array.dtype != dtype or array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
         raise ValueError(
             f"{encoding} needs an (H, W{', 3' if channels > 1 else ''}) {np.dtype(dtype)} array, "
             f"got {array.shape} {array.dtype}"
         )
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
     msg = Image()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
@@ -37,30 +51,54 @@ def image_to_msg(array: np.ndarray, encoding: str, stamp: Time, frame_id: str) -
     return msg
 
 
-def image_from_msg(msg: Image, expected_encoding: str | None = None) -> np.ndarray:
-    """An (H, W[, C]) array viewing the message's bytes, with a clear error on a malformed image."""
+def image_from_msg(
+    msg: Image,
+    expected_encoding: str | None = None,
+    expected_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """A fresh (H, W[, C]) array from an Image; ValueError on a wrong encoding, size or layout.
+
+    ``expected_size`` is (width, height), as in CameraInfo.
+    """
     if expected_encoding is not None and msg.encoding != expected_encoding:
         raise ValueError(f"expected a {expected_encoding} image, got '{msg.encoding}'")
     if msg.encoding not in ENCODINGS:
         raise ValueError(f"unsupported encoding '{msg.encoding}'; supported: {sorted(ENCODINGS)}")
+    if expected_size is not None and (msg.width, msg.height) != tuple(expected_size):
+        raise ValueError(
+            f"expected a {expected_size[0]}x{expected_size[1]} image, got {msg.width}x{msg.height}"
+        )
     dtype, channels = ENCODINGS[msg.encoding]
     itemsize = np.dtype(dtype).itemsize
     row = msg.width * channels * itemsize
     if msg.step < row or len(msg.data) != msg.step * msg.height:
         raise ValueError(
-            f"malformed {msg.encoding} image: {msg.width}x{msg.height}, step {msg.step}, "
-            f"{len(msg.data)} bytes"
+            f"malformed {msg.encoding} image: {msg.width}x{msg.height}, step {msg.step} "
+            f"(at least {row} needed), {len(msg.data)} bytes (step x height needed)"
         )
-    buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, :row]
-    array = buffer.copy().view(dtype)
-    if msg.is_bigendian != (np.dtype(dtype).byteorder == ">"):
-        array = array.byteswap() if itemsize > 1 else array
+    # msg.data supports the buffer protocol: one copy, into an array we own.
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row]
+    byteorder = ">" if msg.is_bigendian else "<"
+    array = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(byteorder))
+    array = array.astype(dtype, copy=False)  # to native byte order (a no-op on little-endian data)
     shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
     return array.reshape(shape)
 
 
+def color_from_msg(msg: Image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an ``rgb8`` (or ``bgr8``, converted) Image."""
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(image_from_msg(msg)[..., ::-1])
+    return image_from_msg(msg, COLOR_ENCODING)
+
+
+def depth_from_msg(msg: Image) -> np.ndarray:
+    """(H, W) uint16 millimetres from a ``16UC1`` Image."""
+    return image_from_msg(msg, DEPTH_ENCODING)
+
+
 def camera_info_msg(intrinsics: CameraIntrinsics, stamp: Time, frame_id: str) -> CameraInfo:
-    """sensor_msgs/CameraInfo (K, P, D, R) of a pinhole camera."""
+    """sensor_msgs/CameraInfo (K, P, D, R) of a pinhole camera, as realsense2_camera fills it."""
     k = intrinsics
     msg = CameraInfo()
     msg.header.stamp = stamp
@@ -69,14 +107,36 @@ def camera_info_msg(intrinsics: CameraIntrinsics, stamp: Time, frame_id: str) ->
     msg.distortion_model = k.distortion_model
     msg.d = [float(v) for v in k.distortion]
     msg.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.r = list(_IDENTITY_R)  # monocular: no rectification
     msg.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     return msg
 
 
 def intrinsics_from_msg(msg: CameraInfo) -> CameraIntrinsics:
-    """CameraIntrinsics from a CameraInfo message."""
+    """CameraIntrinsics from a CameraInfo message (ValueError if it holds no calibration)."""
+    if msg.k[0] <= 0.0 or msg.k[4] <= 0.0:
+        raise ValueError(f"camera_info has no calibration (K = {list(msg.k)})")
     return CameraIntrinsics(
-        width=msg.width, height=msg.height, fx=msg.k[0], fy=msg.k[4], cx=msg.k[2], cy=msg.k[5],
-        distortion_model=msg.distortion_model, distortion=tuple(msg.d),
-    )  # fmt: skip
+        width=int(msg.width),
+        height=int(msg.height),
+        fx=float(msg.k[0]),
+        fy=float(msg.k[4]),
+        cx=float(msg.k[2]),
+        cy=float(msg.k[5]),
+        distortion_model=msg.distortion_model,
+        distortion=tuple(float(v) for v in msg.d),
+    )
+
+
+def frame_from_msgs(color: Image, info: CameraInfo, depth: Image | None = None) -> CameraFrame:
+    """A CameraFrame from one colour image, its camera_info and (optionally) the aligned depth."""
+    intrinsics = intrinsics_from_msg(info)
+    size = (intrinsics.width, intrinsics.height)
+    color_array = color_from_msg(color)
+    if (color.width, color.height) != size:
+        raise ValueError(f"colour image is {color.width}x{color.height}, camera_info says {size}")
+    depth_array = None
+    if depth is not None:
+        depth_array = image_from_msg(depth, DEPTH_ENCODING, expected_size=size)
+    stamp = color.header.stamp.sec + color.header.stamp.nanosec * 1e-9
+    return CameraFrame(stamp=stamp, color=color_array, depth=depth_array, intrinsics=intrinsics)

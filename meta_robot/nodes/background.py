@@ -21,8 +21,10 @@ class BackgroundNode:
         self.thread.start()
 
     def close(self) -> None:
-        """Stop spinning and shut rclpy down."""
+        """Stop spinning, wait for the spin thread, then destroy the node and shut rclpy down
+        (destroying a node that another thread still spins can abort the process)."""
         self.executor.shutdown()
+        self.thread.join(timeout=5.0)
         self.node.destroy_node()
         rclpy.try_shutdown()
 

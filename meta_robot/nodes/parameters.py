@@ -1,8 +1,9 @@
 """Declare a config dataclass as ROS parameters, once, with its defaults and documentation.
 
 A config dataclass (e.g. SafetyLimits) is the single source of a node's parameters: each field
-becomes ``<prefix>.<field>`` with the field's default and its ``metadata["doc"]`` as description, and
-the dataclass's own validation decides whether the values are acceptable.
+becomes ``<prefix>.<field>`` with the field's default, its ``metadata["doc"]`` as description and an
+optional ``metadata["range"]`` (low, high) that ROS tools show and enforce; the dataclass's own
+validation decides whether the values are acceptable.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
 T = TypeVar("T")
@@ -23,12 +24,27 @@ def _ros_value(value: Any) -> Any:
     return value
 
 
+def describe(doc: str, value_range: tuple[float, float] | None, default: Any) -> ParameterDescriptor:
+    """A descriptor with the documentation and, if given, the range (integer or floating point)."""
+    descriptor = ParameterDescriptor(description=doc)
+    if value_range is not None:
+        low, high = value_range
+        descriptor.description += f" [{low}, {high}]"
+        if isinstance(default, int) and not isinstance(default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        else:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)
+            ]
+    return descriptor
+
+
 def declare_config(node: Node, prefix: str, cls: type[T]) -> T:
     """Declare every field of dataclass ``cls`` under ``prefix`` and build it from the values."""
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        descriptor = ParameterDescriptor(description=f.metadata.get("doc", ""))
+        descriptor = describe(f.metadata.get("doc", ""), f.metadata.get("range"), default)
         name = f"{prefix}.{f.name}" if prefix else f.name
         param = node.declare_parameter(name, _ros_value(default), descriptor)
         values[f.name] = param.value
