@@ -186,3 +186,31 @@ def test_unknown_scenario_is_a_clear_error(tmp_path):
     result = subprocess.run(cmd, env=os.environ, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no_such_scenario" in result.stderr and "default" in result.stderr
+
+
+def test_sim_services_reset_perturb_and_report_objects(ros):
+    from meta_robot_interfaces.msg import ObjectStates
+    from meta_robot_interfaces.srv import PerturbObject, ResetSim
+
+    def objects() -> dict[str, np.ndarray]:
+        msg = latest(ros, ObjectStates, "sim/object_states")
+        return {
+            o.name: np.array([o.pose.position.x, o.pose.position.y, o.pose.position.z]) for o in msg.objects
+        }
+
+    assert call(ros, "sim/reset", ResetSim, ResetSim.Request(scenario="default", seed=11)).success
+    time.sleep(0.5)
+    first = objects()
+    assert set(first) == {"red_cube", "green_cylinder", "blue_bar"}
+    request = PerturbObject.Request(object_name="red_cube")
+    request.displacement.x, request.displacement.y = 0.03, -0.02
+    assert call(ros, "sim/perturb", PerturbObject, request).success
+    time.sleep(0.5)
+    assert np.allclose(objects()["red_cube"][:2], first["red_cube"][:2] + [0.03, -0.02], atol=0.005)
+    unknown = call(ros, "sim/perturb", PerturbObject, PerturbObject.Request(object_name="teapot"))
+    assert not unknown.success and "red_cube" in unknown.message
+    bad = call(ros, "sim/reset", ResetSim, ResetSim.Request(scenario="nope", seed=0))
+    assert not bad.success and "default" in bad.message
+    assert call(ros, "sim/reset", ResetSim, ResetSim.Request(scenario="default", seed=11)).success
+    time.sleep(0.5)
+    assert all(np.allclose(objects()[n], first[n], atol=0.002) for n in first)
