@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 REALTIME_CONFIGS = ("enforce", "ignore")
 GRIPPER_DEADBAND = 0.002  # m: width changes smaller than this do not restart the gripper
+GRIPPER_POLL_RATE = 10.0  # Hz: gripper width/grasp readings
 DISCONNECT_TIMEOUT = 5.0  # s to let the stopping motion and a gripper operation finish
 
 
@@ -44,7 +45,7 @@ class FrankyArmConfig:
         default=30.0, metadata={"doc": "N, Cartesian force that triggers a collision reflex"}
     )
     retarget_rate: float = field(
-        default=25.0, metadata={"doc": "Hz, at most this many new Cartesian targets per second to franky"}
+        default=10.0, metadata={"doc": "Hz, at most this many new Cartesian targets per second to franky"}
     )
     gripper_speed: float = field(default=0.08, metadata={"doc": "m/s, finger speed"})
     gripper_force: float = field(default=40.0, metadata={"doc": "N, grasping force"})
@@ -84,6 +85,7 @@ class FrankyArm(ArmBackend):
         self._gripper_width = GRIPPER_MAX_WIDTH
         self._gripper_grasped = False
         self._last_retarget = -math.inf
+        self._last_gripper_poll = -math.inf
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -132,17 +134,12 @@ class FrankyArm(ArmBackend):
             self._gripper = None
 
     def _join_stopped_motion(self) -> None:
-        """Wait, without holding the GIL, until no motion runs; 'preempted' is the expected outcome."""
-        robot = self._arm()
-        deadline = time.monotonic() + DISCONNECT_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if not robot.poll_motion():
-                    return
-            except Exception as exc:  # libfranka reports the stop as a preempted motion
-                logger.debug("stopped motion ended with: %s", exc)
-            time.sleep(0.01)
-        logger.warning("the arm's motion did not end within %.0f s of the stop", DISCONNECT_TIMEOUT)
+        """Wait until the stopped motion has ended; its 'preempted' outcome is the expected one."""
+        try:
+            if not self._arm().join_motion(timeout=DISCONNECT_TIMEOUT):
+                logger.warning("the arm's motion did not end within %.0f s of the stop", DISCONNECT_TIMEOUT)
+        except Exception as exc:  # libfranka reports the stop as a preempted motion
+            logger.debug("stopped motion ended with: %s", exc)
 
     def _arm(self):
         if self._robot is None:
@@ -153,10 +150,9 @@ class FrankyArm(ArmBackend):
     def read_state(self) -> ArmState:
         """The latest state from franky's control loop (no blocking round trip)."""
         robot = self._arm()
-        state = robot.state
-        cartesian = robot.current_cartesian_state
-        ee = cartesian.pose.end_effector_pose
-        velocity = cartesian.velocity.end_effector_twist
+        state = robot.state  # one snapshot of the control loop's state: pose, joints, forces
+        ee = state.O_T_EE
+        velocity = state.O_dP_EE_est or state.O_dP_EE_c
         self._poll_gripper()
         width = self._gripper_width
         return ArmState(
@@ -172,9 +168,14 @@ class FrankyArm(ArmBackend):
         )
 
     def _poll_gripper(self) -> None:
-        """Refresh the gripper reading when no gripper command is in flight (reads block otherwise)."""
+        """Refresh the gripper reading at GRIPPER_POLL_RATE when no gripper command is in flight
+        (each reading is a network round trip to the hand, and blocks while it moves)."""
         if self._gripper is None:
             return
+        now = time.monotonic()
+        if now - self._last_gripper_poll < 1.0 / GRIPPER_POLL_RATE:
+            return
+        self._last_gripper_poll = now
         future = self._gripper_future
         if future is not None and not future.wait(0):
             return

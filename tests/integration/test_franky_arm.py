@@ -111,7 +111,7 @@ def test_driver_node_moves_the_arm_through_the_safety_layer(franky_sim_address, 
         commander = ArmCommander(ros.node, source="pytest")
         wait_until(lambda: graph.check_running() or commander.pose is not None, timeout=60, poll=0.1)
         start = wait_until_still(commander)
-        result = commander.move_to(start + [0.04, -0.03, -0.02], speed=0.05, settle=1.5)
+        result = commander.move_to(start + [0.04, -0.03, -0.02], speed=0.05, settle=4.0)
         assert result.error < 0.01, graph.log_of("/franky_driver")
         refused = commander.move_to(np.array([0.95, 0.0, 0.4]), speed=0.1, settle=0.5)
         assert any("out_of_workspace" in r for r in refused.refusals)
