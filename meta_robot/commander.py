@@ -22,6 +22,7 @@ from meta_robot.geometry import quat_slerp
 from meta_robot.nodes.arm_messages import command_to_msg, pose_from_msg
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # TCP z axis pointing at the desk
+MAX_LEAD = 0.05  # m the commanded point may run ahead of the measured TCP (half the default max_step)
 
 
 @dataclass
@@ -113,7 +114,12 @@ class ArmCommander:
         settle: float = 1.0,
     ) -> MoveResult:
         """Stream a straight line from the current pose to the target at ``speed`` m/s, then hold
-        the target for ``settle`` s; return where the arm ended up."""
+        the target for ``settle`` s; return where the arm ended up.
+
+        The commanded point is a carrot on that line kept within ``MAX_LEAD`` of the measured TCP:
+        if the driver or this process stalls, the stream resumes from where the arm is instead of
+        running ahead of it (which the safety layer would rightly refuse as too large a step).
+        """
         start = self.wait_for_state()
         target = np.asarray(position, dtype=float)
         goal_q = DOWN if orientation is None else np.asarray(orientation, dtype=float)
@@ -126,9 +132,13 @@ class ArmCommander:
         while (elapsed := time.monotonic() - t0) < duration + settle:
             s = min(1.0, elapsed / duration)
             commanded = start.position + s * (target - start.position)
-            self.send(Pose(commanded, quat_slerp(start.orientation, goal_q, s)), width)
             if (measured := self.pose) is not None:
+                lead = commanded - measured.position
+                distance = float(np.linalg.norm(lead))
+                if distance > MAX_LEAD:
+                    commanded = measured.position + lead * (MAX_LEAD / distance)
                 samples.append(Sample(elapsed, commanded, measured.position.copy()))
+            self.send(Pose(commanded, quat_slerp(start.orientation, goal_q, s)), width)
             time.sleep(self.period)
         reached = self.wait_for_state().position
         with self._lock:

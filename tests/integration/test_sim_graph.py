@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -145,6 +146,22 @@ def test_killing_the_commander_stops_the_arm(commander, graph):
     allowed = LIMITS.max_linear_speed * (LIMITS.watchdog_timeout + 0.02) + 0.01
     assert np.linalg.norm(after - at_kill) <= allowed
     assert np.linalg.norm(after - np.array([0.65, 0.25, 0.30])) > 0.05, "the arm reached the target anyway"
+
+
+def test_a_stalled_driver_does_not_strand_the_commander(commander, graph):
+    """A driver frozen mid-move (SIGSTOP, as a loaded machine can) must not leave the commander's
+    stream so far ahead that every later command is refused as too large a step."""
+    commander.move_to(np.array([0.40, -0.15, 0.30]), settle=0.5)
+    target = np.array([0.60, 0.15, 0.30])
+    stall = threading.Timer(0.5, lambda: graph.kill("/sim_bridge", signal.SIGSTOP))
+    resume = threading.Timer(1.5, lambda: graph.kill("/sim_bridge", signal.SIGCONT))
+    stall.start()
+    resume.start()
+    try:
+        result = commander.move_to(target, speed=0.15, settle=1.5)
+    finally:
+        resume.join()
+    assert result.error <= 0.01, result.refusals[-3:]
 
 
 def test_estop_latches_until_reset(commander, ros):
