@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,8 +32,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
         env = loopback_environment(args.domain_id)
         logging.info("DDS on loopback only, ROS_DOMAIN_ID=%s", env["ROS_DOMAIN_ID"])
     else:
-        import os
-
         env = dict(os.environ)
         logging.info("DDS as configured by this machine's environment (--network system)")
     graph = GraphProcesses(specs, env, log_dir=args.log_dir)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -135,8 +135,3 @@ class GraphProcesses:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-
-
-def names(specs: Iterable[NodeSpec]) -> list[str]:
-    """Full names of a graph's nodes, for messages."""
-    return [s.full_name for s in specs]

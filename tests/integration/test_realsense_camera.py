@@ -63,9 +63,7 @@ print(json.dumps({"seen": seen, "k": [k.width, k.height, k.fx, k.fy, k.cx, k.cy]
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        cmd, env=loopback_environment(), capture_output=True, text=True, timeout=STARTUP_S
-    )
+    return subprocess.run(cmd, env=loopback_environment(), capture_output=True, text=True, timeout=STARTUP_S)
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +252,7 @@ def test_unsupported_resolution_lists_what_the_recording_offers(recording):
 
 
 def test_no_camera_is_a_clear_error_exit():
-    count = _run(
-        [sys.executable, "-c", "import pyrealsense2 as rs; print(len(rs.context().devices))"]
-    )
+    count = _run([sys.executable, "-c", "import pyrealsense2 as rs; print(len(rs.context().devices))"])
     if count.stdout.strip() != "0":
         pytest.skip(f"a RealSense camera is connected (or librealsense failed: {count.stderr})")
     proc = _start({})
