@@ -47,8 +47,12 @@ class DriverConflictError(RuntimeError):
     """Another driver already serves this namespace: two drivers must never command one arm."""
 
 
-def ensure_sole_driver(node: Node, wait: float = 1.0) -> None:
-    """Refuse to start if another driver's e-stop service is visible in this namespace."""
+def ensure_sole_driver(node: Node, wait: float = 3.0) -> None:
+    """Refuse to start if another driver's e-stop service is visible in this namespace.
+
+    DDS discovery on loopback usually answers in well under a second; ``wait`` leaves room for a
+    loaded machine. It is a start-up check: it cannot see a driver started later than this one.
+    """
     client = node.create_client(Trigger, ESTOP_SERVICE)
     try:
         if client.wait_for_service(timeout_sec=wait):

@@ -189,7 +189,7 @@ def test_cameras_publish_realsense_topics(ros):
         assert info.width == 128 and info.k[0] > 0
 
 
-def test_second_driver_in_the_namespace_is_refused(graph, tmp_path):
+def test_second_driver_in_the_namespace_is_refused(commander, tmp_path):
     spec = sim_graph("default", bridge_parameters={"camera_rate": 0.0})[0]
     cmd = node_command(spec, write_overrides(spec, tmp_path))
     result = subprocess.run(cmd, env=os.environ, capture_output=True, text=True, timeout=120)
