@@ -10,12 +10,12 @@ VENV=${META_ROBOT_VENV:-$ROOT/.venv}
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-# --- Debian libraries: libusb for pyrealsense2, EGL/GL for headless MuJoCo rendering -------------
+# --- Debian libraries: libusb for pyrealsense2, EGL/GL for headless MuJoCo rendering (MUJOCO_GL=egl)
 need_debs=()
-ldconfig -p | grep -q 'libusb-1.0.so.0' || need_debs+=(libusb-1.0-0)
-ldconfig -p | grep -q 'libEGL.so.1' || need_debs+=(libegl1)
-ldconfig -p | grep -q 'libGL.so.1' || need_debs+=(libgl1)
-ldconfig -p | grep -q 'libOSMesa.so' || need_debs+=(libosmesa6)
+libs=$(ldconfig -p)  # captured first: under pipefail, `ldconfig -p | grep -q` fails on SIGPIPE
+grep -q 'libusb-1.0.so.0' <<<"$libs" || need_debs+=(libusb-1.0-0)
+grep -q 'libEGL.so.1' <<<"$libs" || need_debs+=(libegl1)
+grep -q 'libGL.so.1' <<<"$libs" || need_debs+=(libgl1)
 if ((${#need_debs[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${need_debs[*]}"
