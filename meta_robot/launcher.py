@@ -135,3 +135,15 @@ class GraphProcesses:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """Stop one process: SIGTERM, then SIGKILL if it is still there after ``timeout`` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from meta_robot.launcher import terminate
+
 
 @pytest.fixture(scope="module")
 def franky_sim_address():
@@ -28,9 +30,4 @@ def franky_sim_address():
                 pytest.fail(f"franky-sim did not start on {address}:\n{''.join(lines)}")
         yield address
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)

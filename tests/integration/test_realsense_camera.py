@@ -30,6 +30,7 @@ from meta_robot.camera.synthetic_recording import (
     synthetic_depth,
     synthetic_intrinsics,
 )
+from meta_robot.launcher import terminate
 from meta_robot.nodes.background import BackgroundNode
 from meta_robot.nodes.camera_publisher import IMAGE_QOS
 from meta_robot.ros_env import loopback_environment
@@ -92,13 +93,7 @@ def _start(params: dict[str, object], namespace: str = "") -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, timeout=15)
     return proc.stdout.read() if proc.stdout else ""
 
 
