@@ -23,6 +23,10 @@ NODES = {
     "sim_bridge": "meta_robot.nodes.sim_bridge_node:main",
     "franky_driver": "meta_robot.nodes.franky_driver_node:main",
     "realsense_camera": "meta_robot.nodes.realsense_camera_node:main",
+    "teleop": "meta_robot.nodes.teleop_node:main",
+    "scripted_operator": "meta_robot.nodes.scripted_operator_node:main",
+    "recorder": "meta_robot.nodes.recorder_node:main",
+    "live_view": "meta_robot.nodes.live_view_node:main",
 }
 
 setup(

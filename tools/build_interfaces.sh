@@ -39,8 +39,9 @@ IMPORT_CHECK='
 import importlib, sys
 from rclpy.type_support import check_for_type_support
 names = {
-    "msg": ["ArmCommand", "GripperState", "ObjectState", "ObjectStates", "Plan", "PlanStep", "SkillStatus"],
-    "srv": ["PerturbObject", "ResetSim"],
+    "msg": ["ArmCommand", "GripperState", "ObjectState", "ObjectStates", "Plan", "PlanStep", "SkillStatus",
+            "OperatorInput", "Intervention", "EpisodeEvent", "EpisodeStatus"],
+    "srv": ["PerturbObject", "ResetSim", "StartEpisode", "StopEpisode"],
     "action": ["ExecuteSkill", "ExecuteTask"],
 }
 for kind, types in names.items():
