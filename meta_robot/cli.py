@@ -4,6 +4,9 @@ meta-robot up sim [--scenario default] [--seed 0] [--real-time-factor 1.0]
 meta-robot up robot --robot-ip 172.16.0.2 [--realtime-config enforce] [--network system]
 meta-robot demo [--out out/demo]
 meta-robot move X Y Z [--gripper 0.08] [--speed 0.15]
+meta-robot record --skill pick [--args red_cube] [--episodes 50] [--out data/episodes]
+meta-robot dataset info|export ...
+meta-robot replay EPISODE_DIR
 """
 
 from __future__ import annotations
@@ -77,6 +80,86 @@ def _cmd_move(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from meta_robot.data_collection import record
+    from meta_robot.skills.registry import load_registry
+
+    skills = list(load_registry().skills) if args.skill == ["all"] else args.skill
+    reports = record(
+        skills,
+        args.episodes,
+        Path(args.out),
+        arguments=args.args,
+        seed_start=args.seed_start,
+        camera_rate=args.camera_rate,
+        real_time_factor=args.real_time_factor,
+        log_dir=args.log_dir,
+    )
+    return 0 if all(r.episodes for r in reports) else 1
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from meta_robot.dataset import dataset_info, format_info, plot_info
+    from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
+
+    if args.action == "info":
+        info = dataset_info(Path(args.root), fps=args.fps, skills=args.skills)
+        print(format_info(info))
+        if args.plot:
+            plot_info(info, Path(args.plot))
+            print(f"plot: {args.plot}")
+        return 0
+    result = export_lerobot(
+        Path(args.root),
+        Path(args.out),
+        fps=args.fps,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        skills=args.skills,
+        only_successful=args.only_successful,
+        overwrite=args.overwrite,
+    )
+    print(validate_lerobot_dataset(result.path))
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from meta_robot.replay import replay_episode
+
+    report = replay_episode(Path(args.episode), log_dir=args.log_dir)
+    print(report)
+    return 0
+
+
+def _cmd_teleop(args: argparse.Namespace) -> int:
+    """Run the teleop node in the foreground, so a keyboard device gets this terminal."""
+    from meta_robot.nodes import teleop_node
+    from meta_robot.paths import config_path
+    from meta_robot.ros_env import apply_loopback_environment
+
+    if args.network == "loopback":
+        apply_loopback_environment(args.domain_id)
+    teleop_node.main(
+        [
+            "--ros-args",
+            "--params-file",
+            str(config_path("safety.yaml")),
+            "--params-file",
+            str(config_path("teleop.yaml")),
+            "-p",
+            f"teleop.device:={args.device}",
+        ]
+    )
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from meta_robot.recording.recover import recover_open_episodes
+
+    for result in recover_open_episodes(Path(args.root)):
+        print(f"recovered {result.episode_id}: {result.messages} messages -> {result.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = argparse.ArgumentParser(prog="meta-robot", description=__doc__.split("\n")[0])
@@ -120,6 +203,46 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--hold", type=float, default=1.0, help="s to keep commanding the target")
     network_options(move)
     move.set_defaults(func=_cmd_move)
+
+    rec = sub.add_parser("record", help="record scripted demonstrations of skills in sim through the graph")
+    rec.add_argument("--skill", nargs="+", required=True, help="registry skill name(s), or 'all'")
+    rec.add_argument("--args", nargs="*", default=None, help="skill arguments (default: cycle through all)")
+    rec.add_argument("--episodes", type=int, default=50, help="recorded episodes per skill")
+    rec.add_argument("--out", default="data/episodes", help="episode folder")
+    rec.add_argument("--seed-start", type=int, default=1000, help="first scenario seed")
+    rec.add_argument("--camera-rate", type=float, default=15.0, help="Hz of the sim cameras")
+    rec.add_argument("--real-time-factor", type=float, default=1.0, help="0 = as fast as possible (sim time)")
+    rec.add_argument("--log-dir", type=Path, default=None, help="node logs (default: a temp dir)")
+    rec.set_defaults(func=_cmd_record)
+
+    data = sub.add_parser("dataset", help="inspect or export recorded episodes")
+    data.add_argument("action", choices=("info", "export"))
+    data.add_argument("root", help="episode folder (as written by the recorder)")
+    data.add_argument("--out", default="data/lerobot", help="export: the dataset folder to write")
+    data.add_argument("--format", choices=("lerobot",), default="lerobot", help="export format")
+    data.add_argument("--fps", type=int, default=10)
+    data.add_argument("--skills", nargs="*", default=None, help="only these skills")
+    data.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    data.add_argument("--only-successful", action="store_true")
+    data.add_argument("--overwrite", action="store_true")
+    data.add_argument("--plot", default=None, help="info: write a summary PNG here")
+    data.set_defaults(func=_cmd_dataset)
+
+    replay = sub.add_parser("replay", help="play an episode's recorded commands back into the sim")
+    replay.add_argument("episode", help="a finished episode folder")
+    replay.add_argument("--log-dir", type=Path, default=None)
+    replay.set_defaults(func=_cmd_replay)
+
+    teleop = sub.add_parser("teleop", help="drive the arm from a device (keyboard in this terminal)")
+    teleop.add_argument(
+        "--device", choices=("keyboard", "spacemouse", "gamepad", "topic"), default="keyboard"
+    )
+    network_options(teleop)
+    teleop.set_defaults(func=_cmd_teleop)
+
+    recover = sub.add_parser("recover", help="make crashed (still open) episodes readable")
+    recover.add_argument("root", nargs="?", default="data/episodes")
+    recover.set_defaults(func=_cmd_recover)
     return parser
 
 

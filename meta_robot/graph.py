@@ -45,13 +45,19 @@ def sim_graph(
     real_time_factor: float = 1.0,
     namespace: str = "",
     bridge_parameters: Mapping[str, Any] | None = None,
+    teleop_device: str | None = None,
+    scripted_operator: bool = False,
+    recorder_dir: str | None = None,
+    live_view: bool = False,
 ) -> list[NodeSpec]:
     """The simulated workcell: the MuJoCo sim bridge stands in for the camera and the driver.
 
-    ``bridge_parameters`` override the sim bridge's parameters (e.g. ``camera_rate``).
+    ``bridge_parameters`` override the sim bridge's parameters (e.g. ``camera_rate``). The optional
+    nodes: a teleop node on ``teleop_device`` (``topic`` when the scripted operator drives it), the
+    scripted operator, a recorder writing episodes under ``recorder_dir``, and the live view.
     """
     use_sim_time = real_time_factor <= 0.0
-    return [
+    specs = [
         NodeSpec(
             name="sim_bridge",
             executable="sim_bridge",
@@ -67,6 +73,70 @@ def sim_graph(
             namespace=namespace,
         ),
     ]
+    if scripted_operator and teleop_device is None:
+        teleop_device = "topic"
+    specs += data_collection_nodes(
+        teleop_device, recorder_dir, live_view, namespace, use_sim_time, seed if scripted_operator else None
+    )
+    return specs
+
+
+def data_collection_nodes(
+    teleop_device: str | None,
+    recorder_dir: str | None,
+    live_view: bool,
+    namespace: str = "",
+    use_sim_time: bool = False,
+    scripted_seed: int | None = None,
+) -> list[NodeSpec]:
+    """Teleop, scripted operator (sim only), recorder and live view: the same on the robot and in sim."""
+    time_parameters = {"use_sim_time": use_sim_time}
+    specs = []
+    if teleop_device is not None:
+        specs.append(
+            NodeSpec(
+                name="teleop",
+                executable="teleop",
+                module="meta_robot.nodes.teleop_node",
+                params_files=("safety.yaml", "teleop.yaml"),
+                parameters={"teleop": {"device": teleop_device}, **time_parameters},
+                namespace=namespace,
+            )
+        )
+    if scripted_seed is not None:
+        specs.append(
+            NodeSpec(
+                name="scripted_operator",
+                executable="scripted_operator",
+                module="meta_robot.nodes.scripted_operator_node",
+                params_files=("teleop.yaml",),
+                parameters={"seed": scripted_seed, **time_parameters},
+                namespace=namespace,
+            )
+        )
+    if recorder_dir is not None:
+        specs.append(
+            NodeSpec(
+                name="recorder",
+                executable="recorder",
+                module="meta_robot.nodes.recorder_node",
+                params_files=("recorder.yaml",),
+                parameters={"output_dir": str(recorder_dir), **time_parameters},
+                namespace=namespace,
+            )
+        )
+    if live_view:
+        specs.append(
+            NodeSpec(
+                name="live_view",
+                executable="live_view",
+                module="meta_robot.nodes.live_view_node",
+                params_files=("live_view.yaml",),
+                parameters=time_parameters,
+                namespace=namespace,
+            )
+        )
+    return specs
 
 
 def robot_graph(

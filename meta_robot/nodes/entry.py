@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 N = TypeVar("N", bound=Node)
@@ -31,7 +32,7 @@ def run_node(
     try:
         node = factory()
         (spin or rclpy.spin)(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT / SIGTERM
         pass
     except CONFIG_ERRORS as exc:
         if node is None:

@@ -1,0 +1,1 @@
+"""The skill registry (config/skills.yaml) and the predicates that ground it."""
