@@ -102,6 +102,17 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     from meta_robot.dataset import dataset_info, format_info, plot_info
     from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
 
+    if args.action == "verify":
+        from meta_robot.dataset import list_episodes
+        from meta_robot.dataset.verify import check_episode
+
+        checks = [check_episode(e) for e in list_episodes(Path(args.root), skills=args.skills)]
+        for check in checks:
+            if not check.ok or args.verbose:
+                print(check)
+        bad = sum(not c.ok for c in checks)
+        print(f"{len(checks) - bad}/{len(checks)} episodes read back whole with rosbags and mcap")
+        return 1 if bad else 0
     if args.action == "info":
         info = dataset_info(Path(args.root), fps=args.fps, skills=args.skills)
         print(format_info(info))
@@ -216,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=_cmd_record)
 
     data = sub.add_parser("dataset", help="inspect or export recorded episodes")
-    data.add_argument("action", choices=("info", "export"))
+    data.add_argument("action", choices=("info", "verify", "export"))
     data.add_argument("root", help="episode folder (as written by the recorder)")
     data.add_argument("--out", default="data/lerobot", help="export: the dataset folder to write")
     data.add_argument("--format", choices=("lerobot",), default="lerobot", help="export format")

@@ -29,6 +29,7 @@ from meta_robot.skills.registry import load_registry
 
 COMMAND_TOPIC = "/robot_command"
 POSE_TOPIC = "/ee_pose"
+SETTLE_TIME = 2.0  # s the last command is held after the recorded stream ends
 
 
 @dataclass
@@ -84,7 +85,14 @@ def replay_episode(path: Path, log_dir: Path | None = None) -> ReplayReport:
                 time.sleep(delay)
             msg.header.stamp = ros.node.get_clock().now().to_msg()
             publisher.publish(msg)
-        time.sleep(1.0)
+        # Hold the last target, as the operator did, so a sim running slower than the recording
+        # (a loaded machine) still gets the arm there before the watchdog would hold it short.
+        last = commands[-1][1]
+        settle_until = time.monotonic() + SETTLE_TIME
+        while time.monotonic() < settle_until:
+            last.header.stamp = ros.node.get_clock().now().to_msg()
+            publisher.publish(last)
+            time.sleep(0.02)
         p = latest[-1].pose.position
     return ReplayReport(
         meta.episode_id,

@@ -279,14 +279,22 @@ class ScriptedOperator:
 
         return self._release_sequence(release, lambda w: self.style.yaw_jitter)
 
-    def _hand_clearance(self, xy: np.ndarray, yaw: float, half_length: float = 0.11) -> float:
-        """How far (m) the ends of the hand's long axis stay outside the furniture footprints."""
+    def _hand_clearance(
+        self, xy: np.ndarray, yaw: float, half_length: float = 0.11, half_width: float = 0.035
+    ) -> float:
+        """How far (m) the corners of the hand's footprint stay outside the furniture footprints."""
         axis = np.array([-math.sin(yaw), math.cos(yaw)])  # the finger axis (hand y) in the base frame
+        across = np.array([math.cos(yaw), math.sin(yaw)])  # hand x
+        corners = [
+            xy + axis * a * half_length + across * b
+            for a in (-1.0, -0.5, 0.0, 0.5, 1.0)
+            for b in (-half_width, half_width)
+        ]
         clearance = math.inf
         for box in self.geometry.get("keep_out", {}).values():
             centre, half = np.asarray(box["centre"], dtype=float), np.asarray(box["half_size"], dtype=float)
-            for end in (xy + axis * half_length, xy - axis * half_length):
-                outside = np.abs(end - centre) - half
+            for corner in corners:
+                outside = np.abs(corner - centre) - half
                 clearance = min(clearance, float(np.max(outside)))
         return clearance
 
@@ -366,39 +374,72 @@ class ScriptedOperator:
         return [before, down, push, back_off]
 
     def _push(self) -> list[Callable[[WorldState], Waypoint | None]]:
-        """Closed fingers behind the object, then a straight stroke toward the region's centre. If the
-        object slides off the stroke line, lift, re-aim from where it is now, and stroke again."""
+        """Closed fingers low behind the object, then a slow closed-loop stroke toward the region.
+
+        The fingertips are a small pusher, and a point pusher is unstable on its own: round and long
+        objects roll off the stroke line. So every tick the pusher re-aims on the line goal -> object,
+        slowing its advance as it drifts off that line and backing out of contact to slide sideways
+        when it is far off (align, then push). If the object gets away (pusher beside or ahead of it),
+        lift and approach again from behind. Strokes whose start would put the hand into furniture go
+        first straight toward the robot, away from it. The fingertips push low (below a third of the
+        cylinder's height) so the tall cylinder does not topple.
+        """
         obj, region = self.skill.arguments
         s = self.style
         box = self.geometry["regions"][region]
-        goal = np.asarray(box["centre"][:2], dtype=float) + s.offset * 2
-        standoff = 0.05 if obj == "blue_bar" else 0.035  # from the object's centre to the fingertips
-        z = max(0.015, OBJECT_HALF_HEIGHT.get(obj, 0.02))  # push at the centre's height: no tipping
-        inner = np.asarray(box["half_size"][:2], dtype=float) - 0.015
+        centre = np.asarray(box["centre"][:2], dtype=float)
+        region_goal = centre + s.offset * 2
+        inner = np.asarray(box["half_size"][:2], dtype=float) - 0.025
+        # TCP height: the fingertips reach ~8 mm below the TCP and the hand's housing, which overhangs
+        # the object being pushed, starts ~4 cm above it. Low fingertips keep the contact below the
+        # cylinder's tipping height (radius / friction, ~1.7 cm), the housing must clear its 6 cm top.
+        z = 0.0235 if obj == "green_cylinder" else 0.016
+        speed = 0.035 + 0.25 * (s.speed - 0.08)  # m/s of the stroke: 3.5..5.5 cm/s
         stroke: dict[str, np.ndarray] = {}
 
         def arrived(w: WorldState) -> bool:
-            return bool(np.all(np.abs(w.objects[obj][:2] - np.asarray(box["centre"][:2])) <= inner))
+            return bool(np.all(np.abs(w.objects[obj][:2] - centre) <= inner))
 
-        def aim(w: WorldState) -> None:
-            d = goal - w.objects[obj][:2]
-            stroke["direction"] = d / max(float(np.linalg.norm(d)), 1e-6)
-            stroke["start"] = w.objects[obj][:2] - stroke["direction"] * (standoff + 0.03)
+        def reach(w: WorldState, d: np.ndarray) -> float:
+            """The object's half-extent along ``d`` plus the closed fingertips' half-depth."""
+            if obj == "blue_bar":
+                yaw = yaw_of(w.orientations.get(obj, np.array([0.0, 0.0, 0.0, 1.0])))
+                along = abs(0.015 * (math.cos(yaw) * d[0] + math.sin(yaw) * d[1]))
+                along += abs(0.045 * (-math.sin(yaw) * d[0] + math.cos(yaw) * d[1]))
+                return along + 0.015
+            return 0.02 + 0.015
 
-        def pusher_yaw(w: WorldState) -> float:
-            # Fingers across the stroke (a wide paddle) unless the hand, 20 cm long along the finger
-            # axis, would then sweep into furniture; then along it.
-            d = stroke["direction"]
-            options = [math.atan2(d[1], d[0]), math.atan2(d[1], d[0]) + math.pi / 2]
-            best = max(options, key=lambda yaw: self._hand_clearance(stroke["start"], yaw))
-            return nearest_equivalent(best, math.pi, 0.0)
+        def plan(w: WorldState) -> None:
+            """Choose this stroke's goal, its start behind the object, and the hand's yaw."""
+            o = w.objects[obj][:2]
+            for goal in (region_goal, np.array([min(o[0] - 0.10, 0.40), o[1]])):
+                d = goal - o
+                d = d / max(float(np.linalg.norm(d)), 1e-6)
+                start = o - d * (reach(w, d) + 0.03)
+                heading = math.atan2(d[1], d[0])
+                # Prefer the fingers across the stroke (a wider paddle), else the yaw most clear of
+                # the furniture, the hand being 20 cm long along the finger axis.
+                yaws = [heading + math.radians(a) for a in range(0, 180, 15)]
+                clear = {yaw: self._hand_clearance(start, yaw) for yaw in yaws}
+                yaw = heading if clear[heading] > 0.02 else max(yaws, key=lambda y: clear[y])
+                stroke.update(goal=goal, start=start, yaw=np.array(nearest_equivalent(yaw, math.pi, 0.0)))
+                if clear[yaw] > 0.01:
+                    break
+
+        def geometry_now(w: WorldState) -> tuple[np.ndarray, np.ndarray, float, float]:
+            o = w.objects[obj][:2]
+            d = stroke["goal"] - o
+            d = d / max(float(np.linalg.norm(d)), 1e-6)
+            rel = w.tcp_position[:2] - o
+            behind = -float(rel @ d)  # how far the pusher is behind the object along the stroke
+            lateral = rel + d * behind  # the pusher's offset from the line goal -> object
+            return o, d, behind, float(np.linalg.norm(lateral))
 
         def above(w: WorldState) -> Waypoint | None:
             if arrived(w):
                 return None
-            aim(w)
+            plan(w)
             p = stroke["start"]
-            stroke["yaw"] = np.array(pusher_yaw(w))
             return Waypoint(
                 np.array([p[0], p[1], z + s.approach_height]),
                 float(stroke["yaw"]),
@@ -417,21 +458,42 @@ class ScriptedOperator:
         def push(w: WorldState) -> Waypoint | None:
             if arrived(w):
                 return None
-            end = goal - stroke["direction"] * (standoff - 0.01)
+            via = not np.allclose(stroke["goal"], region_goal)
 
-            def off_line(world: WorldState) -> bool:
-                rel = world.objects[obj][:2] - stroke["start"]
-                lateral = abs(float(rel[0] * stroke["direction"][1] - rel[1] * stroke["direction"][0]))
-                return arrived(world) or lateral > 0.02
+            def target(world: WorldState) -> np.ndarray:
+                o, d, behind, lateral_norm = geometry_now(world)
+                rel = world.tcp_position[:2] - o
+                lateral = rel + d * behind
+                # advance only when on the line; beyond 1.2 cm off it, back out of contact
+                advance = float(np.clip(speed * (1.0 - lateral_norm / 0.012), -speed, speed))
+                velocity = _clip_norm(d * advance - 2.5 * lateral, speed)
+                xy = world.tcp_position[:2] + velocity / 3.0
+                return np.array([xy[0], xy[1], z])
 
+            def done(world: WorldState) -> bool:
+                o, d, behind, lateral_norm = geometry_now(world)
+                if arrived(world):
+                    return True
+                if via and o[0] <= stroke["goal"][0] + 0.01:
+                    return True  # clear of the furniture: re-plan toward the region
+                # the object got away: beside or ahead of the pusher, or far off the line
+                return behind < 0.012 or lateral_norm > 0.035 or behind > reach(world, d) + 0.09
+
+            # tolerance 0: the tracked target always leads the TCP, only ``done`` ends the stroke
             return Waypoint(
-                np.array([end[0], end[1], z]), float(stroke["yaw"]), 0.05, tolerance=0.006, done_when=off_line
+                np.array([0.0, 0.0, z]),
+                float(stroke["yaw"]),
+                speed,
+                tolerance=0.0,
+                track=target,
+                done_when=done,
             )
 
         def lift(w: WorldState) -> Waypoint | None:
             if "yaw" not in stroke:  # no stroke since the last lift
                 return None
-            p = w.tcp_position - np.append(stroke["direction"] * 0.03, 0.0)
+            _, d, _, _ = geometry_now(w)
+            p = w.tcp_position - np.append(d * 0.03, 0.0)
             return Waypoint(
                 np.array([p[0], p[1], z + s.approach_height]),
                 float(stroke.pop("yaw")),
@@ -440,7 +502,7 @@ class ScriptedOperator:
                 dwell=0.2,
             )
 
-        return [above, down, push, lift] * 3
+        return [above, down, push, lift] * 5
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from mcap.reader import make_reader
 
 from meta_robot.data_collection import record
 from meta_robot.dataset.episodes import list_episodes, read_messages
 from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
+from meta_robot.dataset.verify import check_episode
 from meta_robot.replay import replay_episode
 
 pytestmark = pytest.mark.integration
@@ -45,16 +45,8 @@ def test_recorded_demonstration_reads_back_exports_and_replays(tmp_path):
     sources = {msg.source for _, _, msg in read_messages(episode, ["/robot_command"])}
     assert sources == {"teleop/scripted"}  # teleop names the device that sent the input
     # both readers agree with the recorder's counts
-    read_back: dict[str, int] = {}
-    for topic, _, _ in read_messages(episode, raw=True):
-        read_back[topic] = read_back.get(topic, 0) + 1
-    assert read_back == counts
-    (mcap_file,) = episode.path.glob("*.mcap")
-    with mcap_file.open("rb") as f:
-        mcap_counts: dict[str, int] = {}
-        for _, channel, _ in make_reader(f).iter_messages():
-            mcap_counts[channel.topic] = mcap_counts.get(channel.topic, 0) + 1
-    assert mcap_counts == counts
+    check = check_episode(episode)
+    assert check.ok and check.recorded == counts, str(check)
 
     result = export_lerobot(out, tmp_path / "lerobot", fps=10, progress=False)
     summary = validate_lerobot_dataset(result.path)
