@@ -21,16 +21,25 @@ from meta_robot import __version__
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from meta_robot.graph import robot_graph, sim_graph
+    from meta_robot.graph import data_collection_nodes, robot_graph, sim_graph
     from meta_robot.launcher import GraphProcesses
     from meta_robot.ros_env import loopback_environment
 
     if args.graph == "sim":
-        specs = sim_graph(args.scenario, args.seed, args.real_time_factor, args.namespace)
+        specs = sim_graph(
+            args.scenario,
+            args.seed,
+            args.real_time_factor,
+            args.namespace,
+            teleop_device=args.teleop,
+            recorder_dir=args.record,
+            live_view=args.live_view,
+        )
     else:
         if not args.robot_ip:
             raise SystemExit("error: 'up robot' needs --robot-ip (the Franka controller's FCI address)")
         specs = robot_graph(args.robot_ip, args.realtime_config, args.camera_serial, args.namespace)
+        specs += data_collection_nodes(args.teleop, args.record, args.live_view, args.namespace)
     if args.network == "loopback":
         env = loopback_environment(args.domain_id)
         logging.info("DDS on loopback only, ROS_DOMAIN_ID=%s", env["ROS_DOMAIN_ID"])
@@ -198,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--camera-serial", default="")
     up.add_argument("--namespace", default="")
     up.add_argument("--log-dir", type=Path, default=None, help="where node logs go (default: a temp dir)")
+    up.add_argument(
+        "--teleop",
+        choices=("spacemouse", "gamepad", "topic"),
+        default=None,
+        help="add a teleop node on this device",
+    )
+    up.add_argument("--record", default=None, metavar="DIR", help="add a recorder writing episodes to DIR")
+    up.add_argument("--live-view", action="store_true", help="add the Foxglove live view (127.0.0.1:8765)")
     network_options(up)
     up.set_defaults(func=_cmd_up)
 
