@@ -280,7 +280,12 @@ class ScriptedOperator:
         return self._release_sequence(release, lambda w: self.style.yaw_jitter)
 
     def _hand_clearance(
-        self, xy: np.ndarray, yaw: float, half_length: float = 0.11, half_width: float = 0.035
+        self,
+        xy: np.ndarray,
+        yaw: float,
+        half_length: float = 0.11,
+        half_width: float = 0.035,
+        extra: list[dict[str, list[float]]] | None = None,
     ) -> float:
         """How far (m) the corners of the hand's footprint stay outside the furniture footprints."""
         axis = np.array([-math.sin(yaw), math.cos(yaw)])  # the finger axis (hand y) in the base frame
@@ -291,7 +296,7 @@ class ScriptedOperator:
             for b in (-half_width, half_width)
         ]
         clearance = math.inf
-        for box in self.geometry.get("keep_out", {}).values():
+        for box in [*self.geometry.get("keep_out", {}).values(), *(extra or [])]:
             centre, half = np.asarray(box["centre"], dtype=float), np.asarray(box["half_size"], dtype=float)
             for corner in corners:
                 outside = np.abs(corner - centre) - half
@@ -381,8 +386,7 @@ class ScriptedOperator:
         slowing its advance as it drifts off that line and backing out of contact to slide sideways
         when it is far off (align, then push). If the object gets away (pusher beside or ahead of it),
         lift and approach again from behind. Strokes whose start would put the hand into furniture go
-        first straight toward the robot, away from it. The fingertips push low (below a third of the
-        cylinder's height) so the tall cylinder does not topple.
+        first straight toward the robot, away from it.
         """
         obj, region = self.skill.arguments
         s = self.style
@@ -391,9 +395,9 @@ class ScriptedOperator:
         region_goal = centre + s.offset * 2
         inner = np.asarray(box["half_size"][:2], dtype=float) - 0.025
         # TCP height: the fingertips reach ~8 mm below the TCP and the hand's housing, which overhangs
-        # the object being pushed, starts ~4 cm above it. Low fingertips keep the contact below the
-        # cylinder's tipping height (radius / friction, ~1.7 cm), the housing must clear its 6 cm top.
-        z = 0.0235 if obj == "green_cylinder" else 0.016
+        # the object being pushed, starts ~4 cm above it. The tall cylinder is pushed at about a third
+        # of its height: lower, the housing rests on its 6 cm top and tips it; higher, it topples.
+        z = 0.028 if obj == "green_cylinder" else 0.016
         speed = 0.035 + 0.25 * (s.speed - 0.08)  # m/s of the stroke: 3.5..5.5 cm/s
         stroke: dict[str, np.ndarray] = {}
 
@@ -412,17 +416,24 @@ class ScriptedOperator:
         def plan(w: WorldState) -> None:
             """Choose this stroke's goal, its start behind the object, and the hand's yaw."""
             o = w.objects[obj][:2]
+            # the drawer's knob sticks out of the cabinet's footprint, the more the further it is open
+            knob = self._handle(w)[:2] + np.array([-0.01, 0.0])
+            extra = [{"centre": list(knob), "half_size": [0.03, 0.035]}]
             for goal in (region_goal, np.array([min(o[0] - 0.10, 0.40), o[1]])):
                 d = goal - o
                 d = d / max(float(np.linalg.norm(d)), 1e-6)
                 start = o - d * (reach(w, d) + 0.03)
                 heading = math.atan2(d[1], d[0])
-                # Prefer the fingers across the stroke (a wider paddle), else the yaw most clear of
-                # the furniture, the hand being 20 cm long along the finger axis.
-                yaws = [heading + math.radians(a) for a in range(0, 180, 15)]
-                clear = {yaw: self._hand_clearance(start, yaw) for yaw in yaws}
-                yaw = heading if clear[heading] > 0.02 else max(yaws, key=lambda y: clear[y])
-                stroke.update(goal=goal, start=start, yaw=np.array(nearest_equivalent(yaw, math.pi, 0.0)))
+                # Prefer the finger axis along the stroke: the front finger's flat back pushes, and a
+                # round object cannot wedge between the fingers and pry them apart. Else the yaw most
+                # clear of the furniture, the hand being 20 cm long along the finger axis.
+                yaws = [heading + math.radians(a) for a in range(90, 270, 15)]
+                clear = {yaw: self._hand_clearance(start, yaw, extra=extra) for yaw in yaws}
+                yaw = yaws[0] if clear[yaws[0]] > 0.02 else max(yaws, key=lambda y: clear[y])
+                # steer at a point beyond the goal so the stroke's direction does not swing near it
+                aim = goal + d * 0.06
+                stroke.update(goal=aim, start=start, yaw=np.array(nearest_equivalent(yaw, math.pi, 0.0)))
+                stroke["via"] = np.array(float(goal is not region_goal))
                 if clear[yaw] > 0.01:
                     break
 
@@ -458,7 +469,7 @@ class ScriptedOperator:
         def push(w: WorldState) -> Waypoint | None:
             if arrived(w):
                 return None
-            via = not np.allclose(stroke["goal"], region_goal)
+            via = bool(stroke["via"])
 
             def target(world: WorldState) -> np.ndarray:
                 o, d, behind, lateral_norm = geometry_now(world)
@@ -466,7 +477,7 @@ class ScriptedOperator:
                 lateral = rel + d * behind
                 # advance only when on the line; beyond 1.2 cm off it, back out of contact
                 advance = float(np.clip(speed * (1.0 - lateral_norm / 0.012), -speed, speed))
-                velocity = _clip_norm(d * advance - 2.5 * lateral, speed)
+                velocity = _clip_norm(d * advance - 1.5 * lateral, speed)
                 xy = world.tcp_position[:2] + velocity / 3.0
                 return np.array([xy[0], xy[1], z])
 
@@ -474,7 +485,7 @@ class ScriptedOperator:
                 o, d, behind, lateral_norm = geometry_now(world)
                 if arrived(world):
                     return True
-                if via and o[0] <= stroke["goal"][0] + 0.01:
+                if via and o[0] <= stroke["goal"][0] + 0.07:
                     return True  # clear of the furniture: re-plan toward the region
                 # the object got away: beside or ahead of the pusher, or far off the line
                 return behind < 0.012 or lateral_norm > 0.035 or behind > reach(world, d) + 0.09
