@@ -132,6 +132,12 @@ class ScriptedOperatorNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _sleep_until(self, deadline: float) -> None:
+        """Wait on the node's clock (sim time in a sim-time graph), so the operator acts at its rate
+        in the simulation's time however fast or slow the simulation runs on this machine."""
+        while rclpy.ok() and self._now() < deadline:
+            time.sleep(0.002)
+
     def _execute(self, handle) -> ExecuteSkill.Result:
         goal = handle.request
         skill = self.registry.ground(goal.skill, list(goal.arguments))
@@ -170,7 +176,7 @@ class ScriptedOperatorNode(Node):
                     step=step, success_probability=float(operator.succeeded(world))
                 )
                 handle.publish_feedback(feedback)
-            time.sleep(1.0 / self.rate)
+            self._sleep_until(self._now() + 1.0 / self.rate)
         self._release()
         time.sleep(0.3)  # let the scene settle before judging (objects dropped into a drawer)
         observed = self.world()
