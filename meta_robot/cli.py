@@ -150,6 +150,24 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import shlex
+
+    from meta_robot.learning.train_classifier import train_classifier
+
+    result = train_classifier(
+        Path(args.data),
+        Path(args.out),
+        epochs=args.epochs,
+        seed=args.seed,
+        resume=not args.fresh,
+        num_threads=args.threads,
+        command=shlex.join(["meta-robot", *sys.argv[1:]]),
+    )
+    print(f"weights: {result.weights}")
+    return 0
+
+
 def _cmd_teleop(args: argparse.Namespace) -> int:
     """Run the teleop node in the foreground, so a keyboard device gets this terminal."""
     from meta_robot.nodes import teleop_node
@@ -260,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("episode", help="a finished episode folder")
     replay.add_argument("--log-dir", type=Path, default=None)
     replay.set_defaults(func=_cmd_replay)
+
+    train = sub.add_parser("train", help="train a model from recorded episodes")
+    train.add_argument("model", choices=("classifier",))
+    train.add_argument("--data", default="data/episodes", help="episode folder")
+    train.add_argument("--out", default="out/classifier", help="checkpoint folder")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    train.add_argument("--fresh", action="store_true", help="do not resume from the folder's checkpoint")
+    train.set_defaults(func=_cmd_train)
 
     teleop = sub.add_parser("teleop", help="drive the arm from a device (keyboard in this terminal)")
     teleop.add_argument(

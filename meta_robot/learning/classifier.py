@@ -1,0 +1,356 @@
+"""Predicate classifier: a small CNN over the front and wrist RGB images (plus proprioception) with one
+sigmoid head per ground atom of the skill registry.
+
+One network for all atoms: they share what there is to see (where the drawer, the hand and the objects
+are), and the executive needs all of them at camera rate anyway. Weights are stored as safetensors
+whose metadata holds the model config and the calibrated thresholds, so a single file is enough to
+serve the model; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from meta_robot.skills.registry import Literal
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "meta_robot.classifier/1"
+WEIGHTS_FILE = "classifier.safetensors"
+STATE_DIM = 15  # meta_robot.dataset.frames.STATE_NAMES
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, corrupt or does not fit the model; the message says which."""
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Shape of the network. ``atoms`` are PDDL atoms like ``"(holding red_cube)"``, one head each."""
+
+    atoms: tuple[str, ...]
+    image_size: tuple[int, int] = (64, 64)  # (height, width) the images are resized to
+    cameras: tuple[str, ...] = ("front", "wrist")
+    state_dim: int = STATE_DIM  # proprioception inputs; 0 = images only
+    channels: int = 32  # conv width of the first layers (doubled in the last two)
+    feature_dim: int = 128  # per-camera embedding
+    hidden: int = 256
+    dropout: float = 0.1
+    shift: int = 4  # pixels of random-shift augmentation (training only)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "atoms", tuple(self.atoms))
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        if not self.atoms:
+            raise ValueError("a classifier needs at least one atom")
+        if len(set(self.atoms)) != len(self.atoms):
+            raise ValueError("duplicate atoms")
+        if not self.cameras:
+            raise ValueError("a classifier needs at least one camera")
+        if len(self.image_size) != 2 or min(self.image_size) < 16:
+            raise ValueError(f"image_size must be (height, width) of at least 16, got {self.image_size}")
+        if self.state_dim < 0 or self.channels < 1 or self.feature_dim < 1 or self.hidden < 1:
+            raise ValueError("state_dim must be >= 0 and channels, feature_dim, hidden >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.shift < 0:
+            raise ValueError(f"shift must be >= 0, got {self.shift}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClassifierConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown classifier config keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DrQ-style augmentation: pad by ``pad`` pixels (edge replicated) and crop back at a random offset
+    per image. ``images`` is (B, C, H, W) float; offsets are drawn on the CPU from ``generator`` so a
+    seed gives the same shifts on every device."""
+    if pad == 0:
+        return images
+    b, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator).to(images.device)
+    rows = torch.arange(h, device=images.device)[None, :] + offsets[:, :1]  # (B, H)
+    cols = torch.arange(w, device=images.device)[None, :] + offsets[:, 1:]  # (B, W)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    # Advanced indexing around the channel slice yields (B, H, W, C).
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class _Encoder(nn.Module):
+    """Four 3x3 convolutions (three with stride 2) and a linear layer over the flattened map, which
+    keeps *where* things are (a drawer handle's position says how far it is open)."""
+
+    def __init__(self, image_size: tuple[int, int], channels: int, feature_dim: int) -> None:
+        super().__init__()
+        c = channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(3, c, 3, stride=2, padding=1),
+            nn.GroupNorm(8 if c % 8 == 0 else 1, c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * c, 2 * c, 3, stride=1, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        h, w = image_size
+        for _ in range(3):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.project = nn.Sequential(nn.Linear(2 * c * h * w, feature_dim), nn.LayerNorm(feature_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.conv(x).flatten(1))
+
+
+class PredicateClassifier(nn.Module):
+    """Images (+ proprioception) -> one logit per atom.
+
+    ``forward`` takes images as uint8 (B, H, W, 3) tensors at ``config.image_size`` (what the dataset
+    and the camera give) and the raw ``state`` (B, state_dim); normalisation of both is part of the
+    model (the state's mean and std are buffers saved with the weights).
+    """
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleDict(
+            {cam: _Encoder(config.image_size, config.channels, config.feature_dim) for cam in config.cameras}
+        )
+        width = config.feature_dim * len(config.cameras)
+        if config.state_dim:
+            self.state_net = nn.Sequential(nn.Linear(config.state_dim, 64), nn.ReLU(inplace=True))
+            width += 64
+        self.register_buffer("state_mean", torch.zeros(max(config.state_dim, 1)))
+        self.register_buffer("state_std", torch.ones(max(config.state_dim, 1)))
+        self.head = nn.Sequential(
+            nn.Linear(width, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, len(config.atoms)),
+        )
+
+    def set_state_normalisation(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Store the training set's state statistics (std floored so constant inputs stay finite)."""
+        if not self.config.state_dim:
+            return
+        self.state_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.state_std.copy_(torch.as_tensor(np.maximum(std, 1e-3), dtype=torch.float32))
+
+    def forward(
+        self,
+        images: Mapping[str, torch.Tensor],
+        state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        augment: bool = False,
+    ) -> torch.Tensor:
+        features = []
+        for cam, encoder in self.encoders.items():
+            x = images[cam].permute(0, 3, 1, 2).float() / 255.0 - 0.5
+            if augment:
+                x = random_shift(x, self.config.shift, generator)
+            features.append(encoder(x))
+        if self.config.state_dim:
+            if state is None:
+                raise ValueError("this classifier needs the proprioceptive state")
+            features.append(self.state_net((state.float() - self.state_mean) / self.state_std))
+        return self.head(torch.cat(features, dim=1))
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA when present, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+def atomic_save(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
+    """safetensors file written to a temp name and renamed: a crash never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=dict(metadata)
+        )
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 (kept by save_file) would hide it from other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file, with a :class:`CheckpointError` naming the file
+    when it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: corrupt or not a safetensors file ({exc})") from exc
+    return tensors, metadata
+
+
+def save_classifier(
+    model: PredicateClassifier,
+    path: str | Path,
+    thresholds: Mapping[str, float | None] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Weights + config (+ calibrated thresholds, + any JSON-able ``extra``) in one safetensors file."""
+    path = Path(path)
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(model.config.to_dict()),
+        "thresholds": json.dumps({k: _json_threshold(v) for k, v in (thresholds or {}).items()}),
+        "extra": json.dumps(dict(extra or {}), default=str),
+    }
+    atomic_save(model.state_dict(), path, metadata)
+    return path
+
+
+def _json_threshold(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass
+class LoadedClassifier:
+    """A model read back from disk, with the thresholds it was calibrated with."""
+
+    model: PredicateClassifier
+    thresholds: dict[str, float | None]
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def load_classifier(path: str | Path, device: str | torch.device | None = None) -> LoadedClassifier:
+    """Read a classifier saved by :func:`save_classifier` (a file, or a folder holding
+    ``classifier.safetensors``). Raises :class:`CheckpointError` for a missing or corrupt file, a
+    foreign format, or weights that do not fit the stored config."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path}: format {metadata.get('format')!r}, expected {FORMAT!r} "
+            "(not a predicate classifier)"
+        )
+    try:
+        config = ClassifierConfig.from_dict(json.loads(metadata["config"]))
+        thresholds = json.loads(metadata.get("thresholds", "{}"))
+        extra = json.loads(metadata.get("extra", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: unreadable config ({exc})") from exc
+    model = PredicateClassifier(config)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path}: weights do not fit the stored config ({exc})") from exc
+    model.to(select_device(device)).eval()
+    return LoadedClassifier(model, thresholds, extra, path)
+
+
+# --- inference -------------------------------------------------------------------------------------
+def prepare_image(image: np.ndarray, size: tuple[int, int], name: str = "image") -> np.ndarray:
+    """Check an RGB uint8 (H, W, 3) image and resize it (area interpolation, as the dataset does)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"{name}: expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}"
+        )
+    if image.shape[:2] != tuple(size):
+        image = cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: PredicateClassifier,
+    images: Mapping[str, np.ndarray],
+    state: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Probabilities (N, A) for batches of uint8 images (N, H, W, 3) at the model's image size."""
+    model.eval()
+    device = next(model.parameters()).device
+    n = len(next(iter(images.values())))
+    out = []
+    for start in range(0, n, batch_size):
+        batch = {
+            cam: torch.from_numpy(np.ascontiguousarray(images[cam][start : start + batch_size])).to(device)
+            for cam in model.config.cameras
+        }
+        s = None if state is None else torch.from_numpy(state[start : start + batch_size]).to(device)
+        out.append(torch.sigmoid(model(batch, s)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(model.config.atoms)), np.float32)
+
+
+def predict_atoms(
+    loaded: LoadedClassifier, images: Mapping[str, np.ndarray], state: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Probability of every atom for one observation (images at any size, RGB uint8)."""
+    config = loaded.model.config
+    missing = [cam for cam in config.cameras if cam not in images]
+    if missing:
+        raise ValueError(f"missing camera images {missing} (the classifier uses {list(config.cameras)})")
+    batch = {cam: prepare_image(images[cam], config.image_size, cam)[None] for cam in config.cameras}
+    s = None
+    if config.state_dim:
+        if state is None or len(state) != config.state_dim:
+            raise ValueError(f"expected a state of {config.state_dim} values")
+        s = np.asarray(state, dtype=np.float32)[None]
+    probs = predict_probabilities(loaded.model, batch, s)[0]
+    return dict(zip(config.atoms, (float(p) for p in probs), strict=True))
+
+
+def literal_holds(
+    probabilities: Mapping[str, float], thresholds: Mapping[str, float | None], literal: Literal
+) -> bool:
+    """Decide a literal from atom probabilities and calibrated thresholds. A literal whose atom has no
+    calibrated threshold never holds, negated or not (claiming it would be an unmeasured risk)."""
+    name = "(" + " ".join(literal.atom) + ")"
+    threshold = thresholds.get(name)
+    if threshold is None:
+        return False
+    return (probabilities[name] >= threshold) != literal.negated
+
+
+def effects_probability(probabilities: Mapping[str, float], literals: Sequence[Literal]) -> float:
+    """A skill's success score: the least likely of its effect literals (p, or 1 - p when negated)."""
+    values = []
+    for literal in literals:
+        p = probabilities["(" + " ".join(literal.atom) + ")"]
+        values.append(1.0 - p if literal.negated else p)
+    return float(min(values)) if values else 1.0

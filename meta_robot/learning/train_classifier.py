@@ -1,0 +1,472 @@
+"""Train the predicate classifier on recorded episodes, calibrate a threshold per atom, report metrics.
+
+Episodes (never steps: neighbouring frames are near copies) are split by seed, per skill, into
+train / calibration / test. Thresholds are chosen on the calibration episodes for the target
+false-positive rate; the rates reported for ``test`` are measured on episodes that neither trained
+the weights nor chose the thresholds. Training is deterministic for a seed (per-epoch random streams
+derived from it) and resumable: every epoch ends with a safetensors checkpoint of the weights and the
+optimiser, and a rerun with the same settings continues from it to the same result.
+
+Outputs in ``out_dir``: ``classifier.safetensors`` (weights + config + thresholds),
+``classifier.yaml`` (code, data, command, settings, metrics), ``curves.png``, ``checkpoint.safetensors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shlex
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.nn import functional as F  # noqa: N812
+from tqdm import tqdm
+
+from meta_robot.learning.classifier import (
+    WEIGHTS_FILE,
+    CheckpointError,
+    ClassifierConfig,
+    PredicateClassifier,
+    atomic_save,
+    predict_probabilities,
+    read_safetensors,
+    save_classifier,
+    select_device,
+)
+from meta_robot.learning.metrics import calibrated_threshold, rates_at_threshold, roc_auc
+from meta_robot.learning.predicate_data import (
+    DEFAULT_FPS,
+    DEFAULT_IMAGE_SIZE,
+    PredicateDataset,
+    SampleArrays,
+    concatenate,
+    load_dataset,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+CONFIG_FILE = "classifier.yaml"
+CURVES_FILE = "curves.png"
+CHECKPOINT_FORMAT = "meta_robot.classifier_training/1"
+MIN_SAMPLES_FOR_CURVES = 10
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything besides the data that decides the trained weights."""
+
+    epochs: int = 10
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    held_out_fraction: float = 0.3  # of each skill's episodes; half calibrate, half test
+    max_fpr: float = 0.02
+    min_tpr: float | None = 0.9  # calibration aims between the two targets where both can be met
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+        if not 0.0 < self.held_out_fraction < 1.0:
+            raise ValueError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
+        if not 0.0 <= self.max_fpr < 1.0:
+            raise ValueError(f"max_fpr must be in [0, 1), got {self.max_fpr}")
+        if self.min_tpr is not None and not 0.0 < self.min_tpr <= 1.0:
+            raise ValueError(f"min_tpr must be in (0, 1] or None, got {self.min_tpr}")
+
+
+@dataclass
+class Split:
+    train: list[str]
+    calibration: list[str]
+    test: list[str]
+
+
+def split_episodes(episodes: Sequence[tuple[str, str]], seed: int, held_out_fraction: float) -> Split:
+    """Split (episode_id, group) pairs per group so every group is in every part where it can be:
+    a group with n >= 3 episodes holds out max(2, round(n * fraction)), alternately calibration and
+    test; fewer episodes all train. Depends only on the ids, the seed and the fraction.
+
+    :func:`fit` groups by skill *and* arguments, so that an object's atoms (``(in_drawer blue_bar)``)
+    have positives among the calibration episodes, not only among the training ones."""
+    by_skill: dict[str, list[str]] = {}
+    for episode_id, skill in sorted(episodes):
+        by_skill.setdefault(skill, []).append(episode_id)
+    split = Split([], [], [])
+    for skill in sorted(by_skill):
+        ids = by_skill[skill]
+        rng = np.random.default_rng([seed, int(hashlib.sha1(skill.encode()).hexdigest()[:8], 16)])
+        ids = [ids[i] for i in rng.permutation(len(ids))]
+        held = 0 if len(ids) < 3 else min(len(ids) - 1, max(2, round(len(ids) * held_out_fraction)))
+        split.calibration += ids[:held:2]
+        split.test += ids[1:held:2]
+        split.train += ids[held:]
+    return Split(sorted(split.train), sorted(split.calibration), sorted(split.test))
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    weights: Path
+    metrics: dict[str, Any]
+    thresholds: dict[str, float | None]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _software() -> dict[str, Any]:
+    from meta_robot.recording.episode import software_info
+
+    info = software_info()
+    info.pop("ros_distro", None)
+    info["torch"] = str(torch.__version__)
+    return info
+
+
+def _masked_bce(logits: torch.Tensor, labels: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return (loss * known).sum() / known.sum().clamp(min=1.0)
+
+
+def _batch(arrays: SampleArrays, idx: np.ndarray, cameras: Sequence[str], device: torch.device):
+    images = {cam: torch.from_numpy(getattr(arrays, cam)[idx]).to(device) for cam in cameras}
+    state = torch.from_numpy(arrays.state[idx]).to(device)
+    labels = torch.from_numpy(arrays.labels[idx].astype(np.float32)).to(device)
+    known = torch.from_numpy(arrays.known[idx].astype(np.float32)).to(device)
+    return images, state, labels, known
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.default_rng([seed, epoch]).integers(2**62))
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    """Adam's state as flat tensors plus its (JSON) param groups: safetensors holds tensors only."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+    return tensors, json.dumps(state["param_groups"])
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], groups: str
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups)})
+
+
+def evaluate(
+    model: PredicateClassifier, arrays: SampleArrays, batch_size: int = 256
+) -> tuple[np.ndarray, float]:
+    """Probabilities on ``arrays`` (no augmentation) and the masked BCE loss."""
+    probs = predict_probabilities(
+        model, {cam: getattr(arrays, cam) for cam in model.config.cameras}, arrays.state, batch_size
+    )
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    y = arrays.labels
+    loss = -(y * np.log(p) + (~y) * np.log(1 - p))
+    return probs, float((loss * arrays.known).sum() / max(arrays.known.sum(), 1))
+
+
+def calibrate(
+    atoms: Sequence[str],
+    calibration: tuple[np.ndarray, SampleArrays],
+    test: tuple[np.ndarray, SampleArrays],
+    max_fpr: float,
+    min_tpr: float | None = None,
+) -> tuple[dict[str, float | None], dict[str, dict[str, Any]]]:
+    """Per atom: threshold on the calibration samples for ``max_fpr`` (with a margin towards
+    ``min_tpr`` where both can be met, see :func:`calibrated_threshold`); AUC and rates on both parts.
+    An atom with no negative calibration sample gets no threshold (None)."""
+    thresholds: dict[str, float | None] = {}
+    report: dict[str, dict[str, Any]] = {}
+
+    def clean(x: float) -> float | None:
+        return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+    for j, atom in enumerate(atoms):
+        entry: dict[str, Any] = {}
+        (cal_p, cal), (test_p, tst) = calibration, test
+        cal_known, test_known = cal.known[:, j], tst.known[:, j]
+        cal_y, cal_s = cal.labels[cal_known, j], cal_p[cal_known, j]
+        test_y, test_s = tst.labels[test_known, j], test_p[test_known, j]
+        threshold = calibrated_threshold(cal_y, cal_s, max_fpr, min_tpr) if len(cal_y) else math.inf
+        thresholds[atom] = clean(threshold)
+        for part, y, s in (("calibration", cal_y, cal_s), ("test", test_y, test_s)):
+            fpr, tpr = rates_at_threshold(y, s, threshold) if len(y) else (math.nan, math.nan)
+            entry[part] = {
+                "auc": clean(roc_auc(y, s)) if len(y) else None,
+                "fpr": clean(fpr),
+                "tpr": clean(tpr),
+                "positives": int(y.sum()),
+                "negatives": int((~y).sum()),
+            }
+        entry["threshold"] = thresholds[atom]
+        report[atom] = entry
+    return thresholds, report
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path: Path) -> None:
+    """Loss (train and held-out) and mean held-out AUC per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["held_out_loss"] for h in history], "o-", label="held-out")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("masked BCE")
+    ax_loss.set_yscale("log")
+    ax_loss.legend()
+    ax_auc.plot(epochs, [h["held_out_mean_auc"] for h in history], "o-", label="mean AUC (held-out)")
+    ax_auc.plot(epochs, [h["held_out_min_auc"] for h in history], "o-", label="min AUC (held-out)")
+    ax_auc.set_xlabel("epoch")
+    ax_auc.set_ylim(0.4, 1.01)
+    ax_auc.legend()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.95, wspace=0.25)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _auc_summary(atoms: Sequence[str], probs: np.ndarray, arrays: SampleArrays) -> tuple[float, float]:
+    aucs = []
+    for j in range(len(atoms)):
+        k = arrays.known[:, j]
+        y = arrays.labels[k, j]
+        if min(int(y.sum()), int((~y).sum())) < MIN_SAMPLES_FOR_CURVES:
+            continue  # an AUC from a handful of samples is noise on the plot
+        auc = roc_auc(y, probs[k, j])
+        if math.isfinite(auc):
+            aucs.append(auc)
+    return (float(np.mean(aucs)), float(np.min(aucs))) if aucs else (math.nan, math.nan)
+
+
+def fit(
+    dataset: PredicateDataset,
+    out_dir: str | Path,
+    settings: TrainSettings,
+    model_options: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> TrainResult:
+    """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = select_device(device)
+    if device.type == "cuda":  # reproducible convolutions on the GPU too (at some speed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    split = split_episodes(
+        [(e.episode_id, " ".join((e.skill, *e.arguments))) for e in dataset.episodes],
+        settings.seed,
+        settings.held_out_fraction,
+    )
+    if not split.train or not split.calibration or not split.test:
+        raise ValueError(
+            f"need training, calibration and test episodes; got {len(split.train)}/{len(split.calibration)}/"
+            f"{len(split.test)} from {len(dataset.episodes)} episodes (at least 3 of one skill)"
+        )
+    by_id = {e.episode_id: e for e in dataset.episodes}
+    parts = {name: concatenate([by_id[i] for i in ids], dataset.atoms) for name, ids in asdict(split).items()}
+    train = parts["train"]
+    model_config = ClassifierConfig(
+        atoms=dataset.atoms, image_size=dataset.image_size, **dict(model_options or {})
+    )
+    fingerprint = hashlib.sha1(
+        json.dumps(
+            {
+                "model": model_config.to_dict(),
+                "settings": {**asdict(settings), "epochs": None},
+                "split": asdict(split),
+                "fps": dataset.fps,
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+
+    torch.manual_seed(settings.seed)
+    model = PredicateClassifier(model_config)
+    model.set_state_normalisation(train.state.mean(0), train.state.std(0))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    checkpoint = out_dir / CHECKPOINT_FILE
+    if resume and checkpoint.exists():
+        tensors, meta = read_safetensors(checkpoint)
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"checkpoint {checkpoint}: not a classifier training checkpoint")
+        if meta.get("fingerprint") != fingerprint:
+            raise CheckpointError(
+                f"checkpoint {checkpoint} was made with other data, split or settings; "
+                "use another out_dir or resume=False"
+            )
+        model_tensors = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            model.load_state_dict(model_tensors, strict=True)
+            _restore_optimizer(
+                optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["param_groups"]
+            )
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model ({exc})") from exc
+        history = json.loads(meta["history"])
+        start_epoch = int(meta["epoch"])
+        logger.info("resuming from %s after epoch %d", checkpoint, start_epoch)
+
+    held_out = concatenate([by_id[i] for i in split.calibration + split.test], dataset.atoms)
+    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
+    for epoch in range(start_epoch, settings.epochs):
+        epoch_seed = _epoch_seed(settings.seed, epoch)
+        torch.manual_seed(epoch_seed)  # dropout
+        generator = torch.Generator().manual_seed(epoch_seed)  # augmentation
+        order = np.random.default_rng(epoch_seed).permutation(len(train))
+        model.train()
+        total = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress)
+        for step in bar:
+            idx = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
+            images, state, labels, known = _batch(train, idx, model_config.cameras, device)
+            loss = _masked_bce(model(images, state, generator=generator, augment=True), labels, known)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            total += value * len(idx)
+            bar.set_postfix(loss=f"{value:.4f}")
+        probs, held_loss = evaluate(model, held_out)
+        mean_auc, min_auc = _auc_summary(dataset.atoms, probs, held_out)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / len(train),
+                "held_out_loss": held_loss,
+                "held_out_mean_auc": mean_auc,
+                "held_out_min_auc": min_auc,
+            }
+        )
+        logger.info("epoch %d: %s", epoch + 1, history[-1])
+        optim_tensors, groups = _optimizer_tensors(optimizer)
+        atomic_save(
+            {**{f"model.{k}": v for k, v in model.state_dict().items()}, **optim_tensors},
+            checkpoint,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "fingerprint": fingerprint,
+                "epoch": str(epoch + 1),
+                "history": json.dumps(history),
+                "param_groups": groups,
+            },
+        )
+
+    cal_probs, _ = evaluate(model, parts["calibration"])
+    test_probs, _ = evaluate(model, parts["test"])
+    thresholds, per_atom = calibrate(
+        dataset.atoms,
+        (cal_probs, parts["calibration"]),
+        (test_probs, parts["test"]),
+        settings.max_fpr,
+        settings.min_tpr,
+    )
+    metrics = {
+        "max_fpr": settings.max_fpr,
+        "atoms": per_atom,
+        "samples": {name: len(a) for name, a in parts.items()},
+    }
+    record = {
+        "format": "meta_robot.classifier_run/1",
+        "software": _software(),
+        "command": command or shlex.join(sys.argv),
+        "data": {
+            "root": dataset.root,
+            "fps": dataset.fps,
+            "image_size": list(dataset.image_size),
+            "episodes": asdict(split),
+        },
+        "model": model_config.to_dict(),
+        "settings": asdict(settings),
+        "device": str(device),
+        "history": history,
+        "metrics": metrics,
+    }
+    weights = save_classifier(
+        model,
+        out_dir / WEIGHTS_FILE,
+        thresholds,
+        extra={
+            "software": record["software"],
+            "command": record["command"],
+            "data_root": dataset.root,
+            "fps": dataset.fps,
+        },
+    )
+    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+    if history:
+        plot_curves(history, out_dir / CURVES_FILE)
+    return TrainResult(out_dir, weights, metrics, thresholds, history)
+
+
+def train_classifier(
+    root: str | Path,
+    out_dir: str | Path,
+    epochs: int = 10,
+    seed: int = 0,
+    *,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    held_out_fraction: float = 0.3,
+    max_fpr: float = 0.02,
+    min_tpr: float | None = 0.9,
+    fps: float = DEFAULT_FPS,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    skills: Iterable[str] | None = None,
+    model_options: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    device: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    num_threads: int | None = None,
+) -> TrainResult:
+    """``meta-robot train classifier``: load (and cache) the episodes under ``root``, train, calibrate,
+    and write the outputs to ``out_dir`` (see the module docstring). Reruns resume from
+    ``out_dir/checkpoint.safetensors`` unless ``resume`` is False. ``num_threads`` sets torch's CPU
+    threads (1 is fastest on a machine busy with other work)."""
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    dataset = load_dataset(root, fps=fps, image_size=tuple(image_size), skills=skills, progress=progress)
+    settings = TrainSettings(
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+        held_out_fraction=held_out_fraction,
+        max_fpr=max_fpr,
+    )
+    return fit(
+        dataset,
+        out_dir,
+        settings,
+        model_options,
+        resume=resume,
+        device=device,
+        progress=progress,
+        command=command,
+    )
