@@ -126,9 +126,11 @@ class ScriptedOperator:
         self._current: Waypoint | None = None
         self._reached_at: float | None = None
         # Assert the hand's state from the first tick: a skill that starts holding something must not
-        # let a device layer that restarts from the measured width open the fingers.
+        # let the teleop node's remembered width open the fingers, and one that starts empty-handed
+        # must not approach with fingers a previous skill left closed.
         holding = any(lit.predicate == "holding" and not lit.negated for lit in skill.preconditions)
-        self._gripper_sent: str | None = CLOSE if holding else None
+        empty = any(lit.predicate == "hand_empty" and not lit.negated for lit in skill.preconditions)
+        self._gripper_sent: str | None = CLOSE if holding else OPEN if empty else None
         self.finished = False
 
     # --- control loop ---------------------------------------------------------------------------
