@@ -112,6 +112,8 @@ def read_messages(
         with AnyReader([episode.path], default_typestore=typestore()) as reader:
             wanted = set(topics) if topics is not None else None
             connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+            if not connections:  # rosbags reads every connection when given none
+                return
             for connection, timestamp, rawdata in reader.messages(connections=connections):
                 message = rawdata if raw else reader.deserialize(rawdata, connection.msgtype)
                 yield connection.topic, timestamp, message

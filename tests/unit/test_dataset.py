@@ -164,3 +164,9 @@ def test_relabelled_outcome_invalidates_the_cache(root, tmp_path):
     meta["outcome"] = "failure"
     meta_file.write_text(yaml.safe_dump(meta))
     assert EpisodeDataset(tmp_path / "root", image_size=(8, 8), skills=["open"])[0]["success"] == 0
+
+
+def test_reading_a_topic_the_episode_does_not_hold_yields_nothing(root):
+    episode = list_episodes(root)[0]
+    assert list(read_messages(episode, ["/not/recorded"])) == []
+    assert {t for t, _, _ in read_messages(episode, ["/not/recorded", "/joint_states"])} == {"/joint_states"}
