@@ -25,33 +25,11 @@ from rclpy.node import Node
 
 from meta_robot.nodes.entry import run_node
 from meta_robot.nodes.parameters import declare_config
+from meta_robot.nodes.teleop_node import sample_to_msg
 from meta_robot.skills.registry import RegistryError, load_registry
-from meta_robot.skills.scripted_operator import CLOSE, OPEN, EpisodeClock, OperatorAction, ScriptedOperator
+from meta_robot.skills.scripted_operator import EpisodeClock, OperatorAction, ScriptedOperator, to_sample
 from meta_robot.skills.world import DRAWER_JOINT, Grounding, WorldState
 from meta_robot.teleop import TeleopConfig
-
-GRIPPER_CODES = {
-    None: OperatorInput.GRIPPER_KEEP,
-    OPEN: OperatorInput.GRIPPER_OPEN,
-    CLOSE: OperatorInput.GRIPPER_CLOSE,
-}
-
-
-def action_to_msg(action: OperatorAction, config: TeleopConfig, deadman: bool, stamp) -> OperatorInput:
-    """The OperatorInput a device would send for ``action``: axes normalised by the teleop speeds."""
-    msg = OperatorInput()
-    msg.header.stamp = stamp
-    msg.device = "scripted"
-    msg.deadman = deadman
-    linear = np.clip(action.linear / config.max_linear_speed, -1.0, 1.0)
-    angular = np.clip(action.angular / config.max_angular_speed, -1.0, 1.0)
-    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in linear)
-    msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in angular)
-    msg.frame = OperatorInput.FRAME_BASE
-    msg.gripper = GRIPPER_CODES[action.gripper]
-    msg.event = OperatorInput.EVENT_NONE
-    msg.speed_scale = 1.0
-    return msg
 
 
 class ScriptedOperatorNode(Node):
@@ -169,7 +147,7 @@ class ScriptedOperatorNode(Node):
             if operator.finished or clock.tick(self._now()):
                 break
             action = operator.act(world, orientation, self._now())
-            self._input_pub.publish(action_to_msg(action, self.teleop, True, self.get_clock().now().to_msg()))
+            self._publish(action, deadman=True)
             step += 1
             if step % 25 == 0:
                 feedback = ExecuteSkill.Feedback(
@@ -205,8 +183,11 @@ class ScriptedOperatorNode(Node):
 
     def _release(self) -> None:
         """Let go of the dead-man (keep the gripper as it is), as an operator lifting their hand."""
-        idle = OperatorAction(np.zeros(3), np.zeros(3))
-        self._input_pub.publish(action_to_msg(idle, self.teleop, False, self.get_clock().now().to_msg()))
+        self._publish(OperatorAction(np.zeros(3), np.zeros(3)), deadman=False)
+
+    def _publish(self, action: OperatorAction, deadman: bool) -> None:
+        sample = to_sample(action, self.teleop.max_linear_speed, self.teleop.max_angular_speed, deadman)
+        self._input_pub.publish(sample_to_msg(sample, self._now()))
 
 
 def _spin(node: Node) -> None:

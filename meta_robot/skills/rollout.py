@@ -11,16 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meta_robot.arm import ArmTarget, Pose
-from meta_robot.geometry import quat_multiply, quat_normalize, rotvec_to_quat
+from meta_robot.arm import ArmTarget
+from meta_robot.safety.limits import SafetyLimits
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
 from meta_robot.skills.registry import GroundSkill
-from meta_robot.skills.scripted_operator import CLOSE, ScriptedOperator
+from meta_robot.skills.scripted_operator import ScriptedOperator, to_sample
 from meta_robot.skills.world import DRAWER_JOINT, Grounding, WorldState
-
-GRIPPER_OPEN_WIDTH = 0.08
-MAX_LEAD = 0.05  # m the integrated target may run ahead of the measured TCP
+from meta_robot.teleop import TeleopConfig
+from meta_robot.teleop.integrator import TargetIntegrator
 
 
 def world_state(workcell: Workcell, arm: SimArm) -> WorldState:
@@ -52,26 +51,24 @@ def run_skill(
     grounding: Grounding,
     rng: np.random.Generator,
     control_rate: float = 50.0,
+    gripper_width: float | None = None,
 ) -> RolloutResult:
-    """Drive ``skill`` to completion (or its timeout) with the scripted operator."""
-    operator = ScriptedOperator(skill, grounding, rng)
+    """Drive ``skill`` to completion (or its timeout) with the scripted operator, through the teleop
+    node's own target integrator (its default speeds and leads, the safety box), as in the graph.
+    ``gripper_width`` is what the teleop node remembers from a previous skill (None: open)."""
+    teleop = TeleopConfig(device="topic")
+    operator = ScriptedOperator(skill, grounding, rng, teleop.max_linear_speed, teleop.max_angular_speed)
+    integrator = TargetIntegrator(teleop.integrator_config(SafetyLimits()))
+    integrator.reset(gripper_width)
     dt = 1.0 / control_rate
     substeps = max(1, round(dt / workcell.model.opt.timestep))
     start = workcell.time
-    pose = arm.read_state().tcp_pose
-    target, orientation = pose.position.copy(), pose.orientation.copy()
-    width = arm.read_state().gripper_width
     while not operator.finished and workcell.time - start < skill.spec.timeout:
         state = arm.read_state()
         action = operator.act(world_state(workcell, arm), state.tcp_pose.orientation, workcell.time)
-        target = target + action.linear * dt
-        lead = target - state.tcp_pose.position
-        if np.linalg.norm(lead) > MAX_LEAD:
-            target = state.tcp_pose.position + lead * (MAX_LEAD / np.linalg.norm(lead))
-        orientation = quat_normalize(quat_multiply(rotvec_to_quat(action.angular * dt), orientation))
-        if action.gripper is not None:
-            width = 0.0 if action.gripper == CLOSE else GRIPPER_OPEN_WIDTH
-        arm.command(ArmTarget(Pose(target, orientation), width))
+        sample = to_sample(action, teleop.max_linear_speed, teleop.max_angular_speed)
+        target = integrator.update(sample, dt, state.tcp_pose)
+        arm.command(ArmTarget(target, integrator.gripper_width))
         arm.step(substeps)
     return RolloutResult(
         operator.succeeded(world_state(workcell, arm)), workcell.time - start, not operator.finished

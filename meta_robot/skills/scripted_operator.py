@@ -19,6 +19,7 @@ import numpy as np
 from meta_robot.geometry import quat_conjugate, quat_multiply, quat_to_rotvec
 from meta_robot.skills.registry import GroundSkill
 from meta_robot.skills.world import Grounding, WorldState
+from meta_robot.teleop.devices import Frame, GripperAction, OperatorSample
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # xyzw: TCP z axis pointing at the desk, hand x along base x
 OPEN, CLOSE = "open", "close"
@@ -38,6 +39,25 @@ class OperatorAction:
     linear: np.ndarray  # m/s
     angular: np.ndarray  # rad/s
     gripper: str | None = None  # "open", "close" or None (keep)
+
+
+GRIPPER_ACTIONS = {None: GripperAction.KEEP, OPEN: GripperAction.OPEN, CLOSE: GripperAction.CLOSE}
+
+
+def to_sample(
+    action: OperatorAction, max_linear_speed: float, max_angular_speed: float, deadman: bool = True
+) -> OperatorSample:
+    """The device sample a SpaceMouse would give for ``action``: axes normalised by the teleop
+    node's speed limits, at speed scale 1, in the base frame."""
+    twist = np.concatenate([action.linear / max_linear_speed, action.angular / max_angular_speed])
+    return OperatorSample(
+        device="scripted",
+        deadman=deadman,
+        twist=tuple(float(v) for v in np.clip(twist, -1.0, 1.0)),
+        frame=Frame.BASE,
+        gripper=GRIPPER_ACTIONS[action.gripper],
+        speed_scale=1.0,
+    )
 
 
 @dataclass

@@ -200,10 +200,13 @@ def test_keyboard_in_a_terminal_drives_the_arm_and_restores_the_terminal(operato
             timeout=60,
         )
         start = operator.position()
-        for _ in range(30):  # a held key, as the terminal's auto-repeat sends it
+
+        def hold_r() -> bool:  # a held key, as the terminal's auto-repeat sends it (30 Hz)
             os.write(master, b"r")
             time.sleep(1 / 30)
-        operator.wait_until(lambda: operator.position()[2] - start[2] > 0.03, "the arm did not rise (+z)")
+            return operator.position()[2] - start[2] > 0.03
+
+        operator.wait_until(hold_r, "the arm did not rise (+z) while r was held")
         os.write(master, b" ")  # gripper: open -> closed
         operator.wait_until(lambda: (operator.gripper_width or 1.0) < 0.01, "the gripper did not close")
         proc.send_signal(signal.SIGINT)
