@@ -38,7 +38,6 @@ class ScriptedOperatorNode(Node):
         self.teleop = declare_config(self, "teleop", TeleopConfig)
         self.declare_parameter("seed", 0)
         self.declare_parameter("registry", "")
-        self.rate = 50.0
         path = self.get_parameter("registry").value or None
         self.registry = load_registry(path)
         self.grounding = Grounding(self.registry)
@@ -154,7 +153,7 @@ class ScriptedOperatorNode(Node):
                     step=step, success_probability=float(operator.succeeded(world))
                 )
                 handle.publish_feedback(feedback)
-            self._sleep_until(self._now() + 1.0 / self.rate)
+            self._sleep_until(self._now() + 1.0 / self.teleop.rate)  # a device's pace
         self._release()
         time.sleep(0.3)  # let the scene settle before judging (objects dropped into a drawer)
         observed = self.world()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meta_robot.arm import ArmTarget
+from meta_robot.arm import ArmState, ArmTarget
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
@@ -22,14 +22,13 @@ from meta_robot.teleop import TeleopConfig
 from meta_robot.teleop.integrator import TargetIntegrator
 
 
-def world_state(workcell: Workcell, arm: SimArm) -> WorldState:
-    """Privileged state of an in-process workcell."""
-    state = arm.read_state()
-    objects = {o.name: o.position for o in workcell.object_states()}
-    orientations = {o.name: o.orientation for o in workcell.object_states()}
+def world_state(workcell: Workcell, arm: SimArm, state: ArmState | None = None) -> WorldState:
+    """Privileged state of an in-process workcell (``state``: the arm's, if already read this tick)."""
+    state = state or arm.read_state()
+    objects = workcell.object_states()
     return WorldState(
-        objects=objects,
-        orientations=orientations,
+        objects={o.name: o.position for o in objects},
+        orientations={o.name: o.orientation for o in objects},
         drawer_opening=workcell.scene_joint_positions()[DRAWER_JOINT],
         tcp_position=state.tcp_pose.position,
         gripper_width=state.gripper_width,
@@ -65,7 +64,7 @@ def run_skill(
     start = workcell.time
     while not operator.finished and workcell.time - start < skill.spec.timeout:
         state = arm.read_state()
-        action = operator.act(world_state(workcell, arm), state.tcp_pose.orientation, workcell.time)
+        action = operator.act(world_state(workcell, arm, state), state.tcp_pose.orientation, workcell.time)
         sample = to_sample(action, teleop.max_linear_speed, teleop.max_angular_speed)
         target = integrator.update(sample, dt, state.tcp_pose)
         arm.command(ArmTarget(target, integrator.gripper_width))
