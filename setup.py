@@ -27,6 +27,8 @@ NODES = {
     "scripted_operator": "meta_robot.nodes.scripted_operator_node:main",
     "recorder": "meta_robot.nodes.recorder_node:main",
     "live_view": "meta_robot.nodes.live_view_node:main",
+    "success_classifier": "meta_robot.nodes.classifier_node:main",
+    "policy_server": "meta_robot.nodes.policy_server_node:main",
 }
 
 setup(
@@ -39,6 +41,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         *tree("config"),
         *tree("sim"),
+        *tree("checkpoints"),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -1,5 +1,6 @@
 """Simulated workcell: ros2 launch meta_robot sim.launch.py [scenario:=default] [seed:=0]
-[real_time_factor:=1.0] [namespace:=] [localhost_only:=true]
+[real_time_factor:=1.0] [namespace:=] [localhost_only:=true] [policy:=goal_conditioned_bc]
+[classifier:=success_classifier]
 
 The same graph as ``meta-robot up sim`` (both read meta_robot.graph).
 """
@@ -17,6 +18,8 @@ ARGUMENTS = {
     "real_time_factor": ("1.0", "1.0 = real time; 0 = as fast as possible on /clock"),
     "namespace": ("", "namespace of the robot's nodes"),
     "localhost_only": ("true", "keep DDS discovery on loopback with a private domain id"),
+    "policy": ("", "add the policy server with this checkpoint (manifest name or path)"),
+    "classifier": ("", "add the success classifier with this checkpoint (manifest name or path)"),
 }
 
 
@@ -28,6 +31,8 @@ def _nodes(context):
         seed=int(arg["seed"]),
         real_time_factor=float(arg["real_time_factor"]),
         namespace=arg["namespace"],
+        policy=arg["policy"] or None,
+        classifier=arg["classifier"] or None,
     )
     return actions + launch_nodes(specs)
 

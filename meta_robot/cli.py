@@ -21,7 +21,7 @@ from meta_robot import __version__
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from meta_robot.graph import data_collection_nodes, robot_graph, sim_graph
+    from meta_robot.graph import data_collection_nodes, learned_skill_nodes, robot_graph, sim_graph
     from meta_robot.launcher import GraphProcesses
     from meta_robot.ros_env import loopback_environment
 
@@ -34,12 +34,17 @@ def _cmd_up(args: argparse.Namespace) -> int:
             teleop_device=args.teleop,
             recorder_dir=args.record,
             live_view=args.live_view,
+            policy=args.policy,
+            classifier=args.classifier,
         )
     else:
         if not args.robot_ip:
             raise SystemExit("error: 'up robot' needs --robot-ip (the Franka controller's FCI address)")
         specs = robot_graph(args.robot_ip, args.realtime_config, args.camera_serial, args.namespace)
         specs += data_collection_nodes(args.teleop, args.record, args.live_view, args.namespace)
+        specs += learned_skill_nodes(
+            args.policy, args.classifier, args.namespace, behind_teleop=args.teleop is not None
+        )
     if args.network == "loopback":
         env = loopback_environment(args.domain_id)
         logging.info("DDS on loopback only, ROS_DOMAIN_ID=%s", env["ROS_DOMAIN_ID"])
@@ -107,6 +112,41 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0 if all(r.episodes for r in reports) else 1
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from meta_robot.evaluation import evaluate_skill
+    from meta_robot.skills.registry import load_registry
+
+    skills = list(load_registry().skills) if args.name == ["all"] else args.name
+    for skill in skills:
+        evaluate_skill(
+            skill,
+            args.episodes,
+            Path(args.out),
+            policy=args.policy,
+            classifier=args.classifier,
+            arguments=args.args,
+            seed_start=args.seed_start,
+            real_time_factor=args.real_time_factor,
+        )
+    return 0
+
+
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
+    import yaml
+
+    from meta_robot.learning.checkpoint_registry import ship_checkpoint
+
+    scores = {}
+    for item in args.score:
+        key, _, value = item.partition("=")
+        if not value:
+            raise SystemExit(f"--score expects KEY=VALUE, got {item!r}")
+        scores[key] = yaml.safe_load(value)
+    entry = ship_checkpoint(args.name, args.kind, Path(args.run), scores)
+    print(f"{entry.name}: {entry.path} (sha256 {entry.sha256[:12]}…) entered in the manifest")
+    return 0
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from meta_robot.dataset import dataset_info, format_info, plot_info
     from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
@@ -153,17 +193,29 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import shlex
 
-    from meta_robot.learning.train_classifier import train_classifier
+    common = {
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "resume": not args.fresh,
+        "num_threads": args.threads,
+        "device": args.device,
+        "command": shlex.join(["meta-robot", *sys.argv[1:]]),
+    }
+    if args.model == "classifier":
+        from meta_robot.learning.train_classifier import train_classifier
 
-    result = train_classifier(
-        Path(args.data),
-        Path(args.out),
-        epochs=args.epochs,
-        seed=args.seed,
-        resume=not args.fresh,
-        num_threads=args.threads,
-        command=shlex.join(["meta-robot", *sys.argv[1:]]),
-    )
+        result = train_classifier(Path(args.data), Path(args.out or "out/classifier"), **common)
+    else:
+        from meta_robot.learning.train_policy import train_policy
+
+        result = train_policy(
+            Path(args.data),
+            Path(args.out or "out/policy"),
+            image_size=(args.image_size, args.image_size),
+            fps=args.fps,
+            model_options={"pooling": args.pooling},
+            **common,
+        )
     print(f"weights: {result.weights}")
     return 0
 
@@ -233,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--record", default=None, metavar="DIR", help="add a recorder writing episodes to DIR")
     up.add_argument("--live-view", action="store_true", help="add the Foxglove live view (127.0.0.1:8765)")
+    up.add_argument(
+        "--policy", default=None, help="add the policy server with this checkpoint (name or path)"
+    )
+    up.add_argument("--classifier", default=None, help="add the success classifier (checkpoint name or path)")
     network_options(up)
     up.set_defaults(func=_cmd_up)
 
@@ -261,6 +317,30 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--log-dir", type=Path, default=None, help="node logs (default: a temp dir)")
     rec.set_defaults(func=_cmd_record)
 
+    ev = sub.add_parser(
+        "eval", help="success rate of learned skills in sim on held-out seeds, through the graph"
+    )
+    ev.add_argument("what", choices=("skill",))
+    ev.add_argument("name", nargs="+", help="registry skill name(s), or 'all'")
+    ev.add_argument("--episodes", type=int, default=50, help="evaluated executions per skill")
+    ev.add_argument("--args", nargs="*", default=None, help="skill arguments (default: cycle through all)")
+    ev.add_argument("--policy", default="goal_conditioned_bc", help="manifest name or .safetensors path")
+    ev.add_argument("--classifier", default=None, help="also run the success classifier (name or path)")
+    ev.add_argument("--seed-start", type=int, default=100_000, help="first held-out scenario seed")
+    ev.add_argument("--real-time-factor", type=float, default=1.0, help="0 = as fast as possible (sim time)")
+    ev.add_argument("--out", default="out/eval", help="results, plots and node logs")
+    ev.set_defaults(func=_cmd_eval)
+
+    ship = sub.add_parser(
+        "checkpoint", help="ship a trained model: copy it under checkpoints/ with its manifest entry"
+    )
+    ship.add_argument("action", choices=("ship",))
+    ship.add_argument("name", help="manifest name, e.g. goal_conditioned_bc")
+    ship.add_argument("--kind", choices=("policy", "classifier"), required=True)
+    ship.add_argument("--run", required=True, help="the training run's output folder")
+    ship.add_argument("--score", action="append", default=[], help="KEY=VALUE measured score (repeatable)")
+    ship.set_defaults(func=_cmd_checkpoint)
+
     data = sub.add_parser("dataset", help="inspect or export recorded episodes")
     data.add_argument("action", choices=("info", "verify", "export"))
     data.add_argument("root", help="episode folder (as written by the recorder)")
@@ -280,10 +360,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=_cmd_replay)
 
     train = sub.add_parser("train", help="train a model from recorded episodes")
-    train.add_argument("model", choices=("classifier",))
+    train.add_argument("model", choices=("classifier", "policy"))
     train.add_argument("--data", default="data/episodes", help="episode folder")
-    train.add_argument("--out", default="out/classifier", help="checkpoint folder")
+    train.add_argument("--out", default=None, help="checkpoint folder (default out/<model>)")
     train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    train.add_argument("--image-size", type=int, default=64, help="policy: square image side in pixels")
+    train.add_argument(
+        "--pooling",
+        choices=("flatten", "spatial_softmax"),
+        default="spatial_softmax",
+        help="policy image features",
+    )
+    train.add_argument("--fps", type=float, default=10.0, help="policy: control rate of the data")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--fresh", action="store_true", help="do not resume from the folder's checkpoint")

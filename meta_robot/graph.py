@@ -49,12 +49,16 @@ def sim_graph(
     scripted_operator: bool = False,
     recorder_dir: str | None = None,
     live_view: bool = False,
+    policy: str | None = None,
+    classifier: str | None = None,
 ) -> list[NodeSpec]:
     """The simulated workcell: the MuJoCo sim bridge stands in for the camera and the driver.
 
     ``bridge_parameters`` override the sim bridge's parameters (e.g. ``camera_rate``). The optional
     nodes: a teleop node on ``teleop_device`` (``topic`` when the scripted operator drives it), the
-    scripted operator, a recorder writing episodes under ``recorder_dir``, and the live view.
+    scripted operator, a recorder writing episodes under ``recorder_dir``, the live view, the policy
+    server serving ``policy`` and the success classifier running ``classifier`` (checkpoint names
+    from the manifest, or paths).
     """
     use_sim_time = real_time_factor <= 0.0
     specs = [
@@ -78,6 +82,7 @@ def sim_graph(
     specs += data_collection_nodes(
         teleop_device, recorder_dir, live_view, namespace, use_sim_time, seed if scripted_operator else None
     )
+    specs += learned_skill_nodes(policy, classifier, namespace, use_sim_time, teleop_device is not None)
     return specs
 
 
@@ -133,6 +138,45 @@ def data_collection_nodes(
                 module="meta_robot.nodes.live_view_node",
                 params_files=("live_view.yaml",),
                 parameters=time_parameters,
+                namespace=namespace,
+            )
+        )
+    return specs
+
+
+def learned_skill_nodes(
+    policy: str | None,
+    classifier: str | None,
+    namespace: str = "",
+    use_sim_time: bool = False,
+    behind_teleop: bool = False,
+) -> list[NodeSpec]:
+    """The policy server and the success classifier: the same on the robot and in sim. Behind a
+    teleop node the policy commands on ``policy/robot_command``, so an operator can take over."""
+    specs = []
+    if policy is not None:
+        specs.append(
+            NodeSpec(
+                name="policy_server",
+                executable="policy_server",
+                module="meta_robot.nodes.policy_server_node",
+                params_files=("safety.yaml", "policy_server.yaml"),
+                parameters={
+                    "policy": policy,
+                    "command_topic": "policy/robot_command" if behind_teleop else "robot_command",
+                    "use_sim_time": use_sim_time,
+                },
+                namespace=namespace,
+            )
+        )
+    if classifier is not None:
+        specs.append(
+            NodeSpec(
+                name="success_classifier",
+                executable="success_classifier",
+                module="meta_robot.nodes.classifier_node",
+                params_files=("success_classifier.yaml",),
+                parameters={"checkpoint": classifier, "use_sim_time": use_sim_time},
                 namespace=namespace,
             )
         )

@@ -1,4 +1,4 @@
-"""Where the package's data lives: config/, sim/ and launch/.
+"""Where the package's data lives: config/, sim/, launch/ and checkpoints/.
 
 In a source checkout (editable install, tests, CI) they sit beside the Python package; after a colcon
 or pip install they are in the package's ament share directory.
@@ -37,6 +37,11 @@ def config_path(name: str) -> Path:
 def sim_path(name: str) -> Path:
     """Path of a file under sim/, failing loudly if it is missing."""
     return _existing(share_dir() / "sim" / name)
+
+
+def checkpoints_dir() -> Path:
+    """The shipped checkpoints (checkpoints/ with its manifest.yaml)."""
+    return share_dir() / "checkpoints"
 
 
 def _existing(path: Path) -> Path:

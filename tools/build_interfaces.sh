@@ -40,7 +40,8 @@ import importlib, sys
 from rclpy.type_support import check_for_type_support
 names = {
     "msg": ["ArmCommand", "GripperState", "ObjectState", "ObjectStates", "Plan", "PlanStep", "SkillStatus",
-            "OperatorInput", "Intervention", "EpisodeEvent", "EpisodeStatus"],
+            "OperatorInput", "Intervention", "EpisodeEvent", "EpisodeStatus", "PredicateEstimates",
+            "SkillSuccess"],
     "srv": ["PerturbObject", "ResetSim", "StartEpisode", "StopEpisode"],
     "action": ["ExecuteSkill", "ExecuteTask"],
 }

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,11 +20,10 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
 
+from meta_robot.learning.checkpoints import CheckpointError, atomic_save, read_safetensors
+from meta_robot.learning.nets import ConvEncoder, random_shift, select_device
 from meta_robot.skills.registry import Literal
 
 logger = logging.getLogger(__name__)
@@ -34,10 +31,6 @@ logger = logging.getLogger(__name__)
 FORMAT = "meta_robot.classifier/1"
 WEIGHTS_FILE = "classifier.safetensors"
 STATE_DIM = 15  # meta_robot.dataset.frames.STATE_NAMES
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, corrupt or does not fit the model; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -86,49 +79,6 @@ class ClassifierConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """DrQ-style augmentation: pad by ``pad`` pixels (edge replicated) and crop back at a random offset
-    per image. ``images`` is (B, C, H, W) float; offsets are drawn on the CPU from ``generator`` so a
-    seed gives the same shifts on every device."""
-    if pad == 0:
-        return images
-    b, _, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=generator).to(images.device)
-    rows = torch.arange(h, device=images.device)[None, :] + offsets[:, :1]  # (B, H)
-    cols = torch.arange(w, device=images.device)[None, :] + offsets[:, 1:]  # (B, W)
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    # Advanced indexing around the channel slice yields (B, H, W, C).
-    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-
-
-class _Encoder(nn.Module):
-    """Four 3x3 convolutions (three with stride 2) and a linear layer over the flattened map, which
-    keeps *where* things are (a drawer handle's position says how far it is open)."""
-
-    def __init__(self, image_size: tuple[int, int], channels: int, feature_dim: int) -> None:
-        super().__init__()
-        c = channels
-        self.conv = nn.Sequential(
-            nn.Conv2d(3, c, 3, stride=2, padding=1),
-            nn.GroupNorm(8 if c % 8 == 0 else 1, c),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c, 2 * c, 3, stride=2, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(2 * c, 2 * c, 3, stride=1, padding=1),
-            nn.ReLU(inplace=True),
-        )
-        h, w = image_size
-        for _ in range(3):
-            h, w = (h + 1) // 2, (w + 1) // 2
-        self.project = nn.Sequential(nn.Linear(2 * c * h * w, feature_dim), nn.LayerNorm(feature_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.conv(x).flatten(1))
-
-
 class PredicateClassifier(nn.Module):
     """Images (+ proprioception) -> one logit per atom.
 
@@ -141,7 +91,10 @@ class PredicateClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleDict(
-            {cam: _Encoder(config.image_size, config.channels, config.feature_dim) for cam in config.cameras}
+            {
+                cam: ConvEncoder(config.image_size, config.channels, config.feature_dim)
+                for cam in config.cameras
+            }
         )
         width = config.feature_dim * len(config.cameras)
         if config.state_dim:
@@ -183,45 +136,7 @@ class PredicateClassifier(nn.Module):
         return self.head(torch.cat(features, dim=1))
 
 
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when present, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 # --- checkpoints ----------------------------------------------------------------------------------
-def atomic_save(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
-    """safetensors file written to a temp name and renamed: a crash never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=dict(metadata)
-        )
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 (kept by save_file) would hide it from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, with a :class:`CheckpointError` naming the file
-    when it is missing or corrupt."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint {path}: corrupt or not a safetensors file ({exc})") from exc
-    return tensors, metadata
-
-
 def save_classifier(
     model: PredicateClassifier,
     path: str | Path,

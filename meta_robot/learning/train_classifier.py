@@ -13,8 +13,6 @@ Outputs in ``out_dir``: ``classifier.safetensors`` (weights + config + threshold
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import shlex
@@ -32,12 +30,9 @@ from tqdm import tqdm
 
 from meta_robot.learning.classifier import (
     WEIGHTS_FILE,
-    CheckpointError,
     ClassifierConfig,
     PredicateClassifier,
-    atomic_save,
     predict_probabilities,
-    read_safetensors,
     save_classifier,
     select_device,
 )
@@ -49,6 +44,14 @@ from meta_robot.learning.predicate_data import (
     SampleArrays,
     concatenate,
     load_dataset,
+)
+from meta_robot.learning.training import (
+    epoch_seed,
+    fingerprint,
+    restore_training_state,
+    save_training_state,
+    software_info,
+    split_episodes,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,50 +88,12 @@ class TrainSettings:
 
 
 @dataclass
-class Split:
-    train: list[str]
-    calibration: list[str]
-    test: list[str]
-
-
-def split_episodes(episodes: Sequence[tuple[str, str]], seed: int, held_out_fraction: float) -> Split:
-    """Split (episode_id, group) pairs per group so every group is in every part where it can be:
-    a group with n >= 3 episodes holds out max(2, round(n * fraction)), alternately calibration and
-    test; fewer episodes all train. Depends only on the ids, the seed and the fraction.
-
-    :func:`fit` groups by skill *and* arguments, so that an object's atoms (``(in_drawer blue_bar)``)
-    have positives among the calibration episodes, not only among the training ones."""
-    by_skill: dict[str, list[str]] = {}
-    for episode_id, skill in sorted(episodes):
-        by_skill.setdefault(skill, []).append(episode_id)
-    split = Split([], [], [])
-    for skill in sorted(by_skill):
-        ids = by_skill[skill]
-        rng = np.random.default_rng([seed, int(hashlib.sha1(skill.encode()).hexdigest()[:8], 16)])
-        ids = [ids[i] for i in rng.permutation(len(ids))]
-        held = 0 if len(ids) < 3 else min(len(ids) - 1, max(2, round(len(ids) * held_out_fraction)))
-        split.calibration += ids[:held:2]
-        split.test += ids[1:held:2]
-        split.train += ids[held:]
-    return Split(sorted(split.train), sorted(split.calibration), sorted(split.test))
-
-
-@dataclass
 class TrainResult:
     out_dir: Path
     weights: Path
     metrics: dict[str, Any]
     thresholds: dict[str, float | None]
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def _software() -> dict[str, Any]:
-    from meta_robot.recording.episode import software_info
-
-    info = software_info()
-    info.pop("ros_distro", None)
-    info["torch"] = str(torch.__version__)
-    return info
 
 
 def _masked_bce(logits: torch.Tensor, labels: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -142,30 +107,6 @@ def _batch(arrays: SampleArrays, idx: np.ndarray, cameras: Sequence[str], device
     labels = torch.from_numpy(arrays.labels[idx].astype(np.float32)).to(device)
     known = torch.from_numpy(arrays.known[idx].astype(np.float32)).to(device)
     return images, state, labels, known
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.default_rng([seed, epoch]).integers(2**62))
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """Adam's state as flat tensors plus its (JSON) param groups: safetensors holds tensors only."""
-    state = optimizer.state_dict()
-    tensors = {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
-    return tensors, json.dumps(state["param_groups"])
-
-
-def _restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], groups: str
-) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        _, index, key = name.split(".", 2)
-        state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups)})
 
 
 def evaluate(
@@ -291,17 +232,14 @@ def fit(
     model_config = ClassifierConfig(
         atoms=dataset.atoms, image_size=dataset.image_size, **dict(model_options or {})
     )
-    fingerprint = hashlib.sha1(
-        json.dumps(
-            {
-                "model": model_config.to_dict(),
-                "settings": {**asdict(settings), "epochs": None},
-                "split": asdict(split),
-                "fps": dataset.fps,
-            },
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
+    run_fingerprint = fingerprint(
+        {
+            "model": model_config.to_dict(),
+            "settings": {**asdict(settings), "epochs": None},
+            "split": asdict(split),
+            "fps": dataset.fps,
+        }
+    )
 
     torch.manual_seed(settings.seed)
     model = PredicateClassifier(model_config)
@@ -312,33 +250,18 @@ def fit(
     start_epoch = 0
     checkpoint = out_dir / CHECKPOINT_FILE
     if resume and checkpoint.exists():
-        tensors, meta = read_safetensors(checkpoint)
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"checkpoint {checkpoint}: not a classifier training checkpoint")
-        if meta.get("fingerprint") != fingerprint:
-            raise CheckpointError(
-                f"checkpoint {checkpoint} was made with other data, split or settings; "
-                "use another out_dir or resume=False"
-            )
-        model_tensors = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
-            model.load_state_dict(model_tensors, strict=True)
-            _restore_optimizer(
-                optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["param_groups"]
-            )
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {checkpoint}: does not fit the model ({exc})") from exc
-        history = json.loads(meta["history"])
-        start_epoch = int(meta["epoch"])
+        start_epoch, history = restore_training_state(
+            checkpoint, model, optimizer, CHECKPOINT_FORMAT, run_fingerprint
+        )
         logger.info("resuming from %s after epoch %d", checkpoint, start_epoch)
 
     held_out = concatenate([by_id[i] for i in split.calibration + split.test], dataset.atoms)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     for epoch in range(start_epoch, settings.epochs):
-        epoch_seed = _epoch_seed(settings.seed, epoch)
-        torch.manual_seed(epoch_seed)  # dropout
-        generator = torch.Generator().manual_seed(epoch_seed)  # augmentation
-        order = np.random.default_rng(epoch_seed).permutation(len(train))
+        seed = epoch_seed(settings.seed, epoch)
+        torch.manual_seed(seed)  # dropout
+        generator = torch.Generator().manual_seed(seed)  # augmentation
+        order = np.random.default_rng(seed).permutation(len(train))
         model.train()
         total = 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress)
@@ -364,17 +287,8 @@ def fit(
             }
         )
         logger.info("epoch %d: %s", epoch + 1, history[-1])
-        optim_tensors, groups = _optimizer_tensors(optimizer)
-        atomic_save(
-            {**{f"model.{k}": v for k, v in model.state_dict().items()}, **optim_tensors},
-            checkpoint,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "fingerprint": fingerprint,
-                "epoch": str(epoch + 1),
-                "history": json.dumps(history),
-                "param_groups": groups,
-            },
+        save_training_state(
+            checkpoint, model, optimizer, CHECKPOINT_FORMAT, run_fingerprint, epoch + 1, history
         )
 
     cal_probs, _ = evaluate(model, parts["calibration"])
@@ -393,7 +307,7 @@ def fit(
     }
     record = {
         "format": "meta_robot.classifier_run/1",
-        "software": _software(),
+        "software": software_info(),
         "command": command or shlex.join(sys.argv),
         "data": {
             "root": dataset.root,

@@ -26,9 +26,10 @@ from rclpy.node import Node
 from meta_robot.nodes.entry import run_node
 from meta_robot.nodes.parameters import declare_config
 from meta_robot.nodes.teleop_node import sample_to_msg
+from meta_robot.nodes.world_messages import world_from_messages
 from meta_robot.skills.registry import RegistryError, load_registry
 from meta_robot.skills.scripted_operator import EpisodeClock, OperatorAction, ScriptedOperator, to_sample
-from meta_robot.skills.world import DRAWER_JOINT, Grounding, WorldState
+from meta_robot.skills.world import Grounding, WorldState
 from meta_robot.teleop import TeleopConfig
 
 
@@ -81,22 +82,7 @@ class ScriptedOperatorNode(Node):
             objects, pose, gripper = self._objects, self._pose, self._gripper
         if objects is None or pose is None or gripper is None:
             return None
-        positions, orientations = {}, {}
-        for o in objects.objects:
-            p, q = o.pose.position, o.pose.orientation
-            positions[o.name] = np.array([p.x, p.y, p.z])
-            orientations[o.name] = np.array([q.x, q.y, q.z, q.w])
-        joints = dict(zip(objects.joint_names, objects.joint_positions, strict=False))
-        p, q = pose.pose.position, pose.pose.orientation
-        state = WorldState(
-            objects=positions,
-            orientations=orientations,
-            drawer_opening=float(joints.get(DRAWER_JOINT, 0.0)),
-            tcp_position=np.array([p.x, p.y, p.z]),
-            gripper_width=gripper.width,
-            gripper_grasped=gripper.grasped,
-        )
-        return state, np.array([q.x, q.y, q.z, q.w])
+        return world_from_messages(objects, pose, gripper)
 
     def _on_goal(self, goal: ExecuteSkill.Goal) -> GoalResponse:
         try:

@@ -41,3 +41,13 @@ def test_every_console_script_module_exists():
     setup = (paths.share_dir() / "setup.py").read_text()
     for module in re.findall(r'"(meta_robot\.[\w.]+):main"', setup):
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_the_policy_commands_through_teleop_only_when_a_teleop_node_runs():
+    alone = {s.name: s for s in sim_graph(policy="goal_conditioned_bc", classifier="success_classifier")}
+    assert alone["policy_server"].parameters["command_topic"] == "robot_command"
+    assert alone["success_classifier"].parameters["checkpoint"] == "success_classifier"
+    behind = {s.name: s for s in sim_graph(teleop_device="spacemouse", policy="goal_conditioned_bc")}
+    assert behind["policy_server"].parameters["command_topic"] == "policy/robot_command"
+    assert "success_classifier" not in behind
+    assert all(p.is_file() for s in alone.values() for p in s.params_paths())

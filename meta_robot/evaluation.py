@@ -1,0 +1,279 @@
+"""``meta-robot eval skill NAME``: a learned skill's success rate in sim, through the real nodes.
+
+Starts the sim graph with the policy server (and the success classifier, if asked) as separate
+processes, plus the scripted operator that only sets scenes up. For every held-out seed: reset the
+sim, bring about the skill's preconditions with the scripted operator (not part of the score), send
+the skill to ``policy/execute_skill``, and let a referee judge it on the simulator's privileged state
+(evaluation is the one place privileged state may decide anything): the skill succeeds when its
+registry post-conditions hold for ``hold`` seconds before its timeout. Reports the success rate with
+a 95 % Wilson interval per grounding and overall, and writes a plot and a YAML of every episode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+from geometry_msgs.msg import PoseStamped
+from meta_robot_interfaces.action import ExecuteSkill
+from meta_robot_interfaces.msg import GripperState, ObjectStates
+from rclpy.action import ActionClient
+
+from meta_robot.data_collection import RecordSession, argument_cycle, plan_episode
+from meta_robot.graph import sim_graph
+from meta_robot.launcher import GraphProcesses
+from meta_robot.nodes.background import BackgroundNode
+from meta_robot.nodes.world_messages import world_from_messages
+from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.skills.registry import GroundSkill, load_registry
+from meta_robot.skills.world import Grounding, WorldState
+
+logger = logging.getLogger(__name__)
+
+HELD_OUT_SEED_START = 100_000  # recordings use seeds from 1000: evaluation seeds never overlap them
+OUTCOMES = {v: k.lower() for k, v in vars(ExecuteSkill.Result).items() if k.isupper() and isinstance(v, int)}
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % (z = 1.96) Wilson score interval of a success rate; (0, 1) with no trials."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    skill: str  # ground skill, e.g. "(pick red_cube)"
+    success: bool
+    server_outcome: str  # what the policy server answered (succeeded, timed_out, preempted...)
+    duration: float  # s of wall time from goal to judgement
+    message: str = ""
+
+
+@dataclass
+class SkillEvalReport:
+    skill: str
+    policy: str
+    episodes: list[EpisodeResult] = field(default_factory=list)
+    setup_failures: int = 0
+
+    @property
+    def successes(self) -> int:
+        return sum(e.success for e in self.episodes)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / len(self.episodes) if self.episodes else 0.0
+
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, len(self.episodes))
+
+    def by_grounding(self) -> dict[str, tuple[int, int]]:
+        tally: dict[str, tuple[int, int]] = {}
+        for e in self.episodes:
+            ok, n = tally.get(e.skill, (0, 0))
+            tally[e.skill] = (ok + e.success, n + 1)
+        return tally
+
+    def summary(self) -> str:
+        low, high = self.interval()
+        parts = ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in self.by_grounding().items())
+        return (
+            f"{self.skill} ({self.policy}): {self.successes}/{len(self.episodes)} = {self.success_rate:.1%} "
+            f"(95 % CI {low:.1%}-{high:.1%}); {parts}; {self.setup_failures} seeds skipped (set-up failed)"
+        )
+
+
+class Referee:
+    """Privileged world state from the sim, and whether a skill's post-conditions hold."""
+
+    def __init__(self, ros: BackgroundNode, grounding: Grounding) -> None:
+        self.grounding = grounding
+        self._lock = threading.Lock()
+        self._latest: dict[str, object] = {}
+        node = ros.node
+        for topic, kind in (
+            ("sim/object_states", ObjectStates),
+            ("ee_pose", PoseStamped),
+            ("gripper/state", GripperState),
+        ):
+            node.create_subscription(kind, topic, lambda msg, t=topic: self._put(t, msg), 10)
+
+    def _put(self, topic: str, msg: object) -> None:
+        with self._lock:
+            self._latest[topic] = msg
+
+    def world(self) -> WorldState | None:
+        with self._lock:
+            objects = self._latest.get("sim/object_states")
+            pose = self._latest.get("ee_pose")
+            gripper = self._latest.get("gripper/state")
+        if objects is None or pose is None or gripper is None:
+            return None
+        return world_from_messages(objects, pose, gripper)[0]
+
+    def succeeded(self, skill: GroundSkill) -> bool:
+        world = self.world()
+        return world is not None and self.grounding.succeeded(world, skill)
+
+
+def run_learned_skill(
+    client: ActionClient, referee: Referee, skill: GroundSkill, hold: float = 0.5
+) -> tuple[bool, str, str]:
+    """Send ``skill`` to the policy server and judge it: (success, server outcome, message). The goal
+    is cancelled as soon as the post-conditions have held for ``hold`` s (the arm stops there)."""
+    future = client.send_goal_async(ExecuteSkill.Goal(skill=skill.name, arguments=list(skill.arguments)))
+    deadline = time.monotonic() + 30.0
+    while not future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the policy server did not answer the goal within 30 s")
+        time.sleep(0.01)
+    handle = future.result()
+    if not handle.accepted:
+        return False, "rejected", "the policy server rejected the goal"
+    result_future = handle.get_result_async()
+    held_since: float | None = None
+    success = False
+    deadline = time.monotonic() + skill.spec.timeout * 4 + 30.0
+    while not result_future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{skill}: the policy server neither finished nor timed out")
+        if referee.succeeded(skill):
+            held_since = held_since or time.monotonic()
+            if time.monotonic() - held_since >= hold and not success:
+                success = True
+                handle.cancel_goal_async()
+        else:
+            held_since = None
+        time.sleep(0.02)
+    result = result_future.result().result
+    if not success:
+        time.sleep(0.3)  # let the scene settle (an object dropped into the drawer)
+        success = referee.succeeded(skill)
+    return success, OUTCOMES.get(result.outcome, str(result.outcome)), result.message
+
+
+def evaluate_skill(
+    skill: str,
+    episodes: int,
+    out_dir: Path,
+    policy: str = "goal_conditioned_bc",
+    classifier: str | None = None,
+    arguments: list[str] | None = None,
+    seed_start: int = HELD_OUT_SEED_START,
+    real_time_factor: float = 1.0,
+    camera_rate: float = 15.0,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> SkillEvalReport:
+    """Evaluate ``episodes`` executions of ``skill`` (cycling through its groundings unless
+    ``arguments`` fix one) on held-out seeds; results, plot and node logs go to ``out_dir``."""
+    from tqdm import tqdm
+
+    registry = load_registry()
+    registry.skill(skill)  # an unknown skill fails before anything starts
+    apply_loopback_environment()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = sim_graph(
+        seed=seed_start,
+        real_time_factor=real_time_factor,
+        bridge_parameters={"camera_rate": camera_rate},
+        scripted_operator=True,
+        policy=policy,
+        classifier=classifier,
+    )
+    report = SkillEvalReport(skill, policy)
+    grounding = Grounding(registry)
+    with (
+        GraphProcesses(specs, os.environ, log_dir=out_dir / "logs" / skill) as graph,
+        BackgroundNode("meta_robot_eval") as ros,
+    ):
+        session = RecordSession(ros, require_recorder=False)
+        client = ActionClient(ros.node, ExecuteSkill, "policy/execute_skill")
+        started = time.monotonic()
+        while not client.wait_for_server(timeout_sec=1.0):
+            graph.check_running()
+            if time.monotonic() - started > 120.0:
+                raise TimeoutError("policy/execute_skill did not appear within 120 s")
+        referee = Referee(ros, grounding)
+        groundings = argument_cycle(registry, skill, arguments)
+        seed = seed_start
+        bar = tqdm(total=episodes, desc=f"eval {skill}", unit="ep", disable=not progress)
+        while len(report.episodes) < episodes:
+            graph.check_running()
+            ground, seed = next(groundings), seed + 1
+            plan = plan_episode(registry, ground)
+            session.reset(plan.scenario, seed)
+            time.sleep(0.3)
+            if not all(session.run_skill(s).outcome == ExecuteSkill.Result.SUCCEEDED for s in plan.setup):
+                report.setup_failures += 1
+                continue
+            t0 = time.monotonic()
+            success, outcome, message = run_learned_skill(client, referee, ground)
+            report.episodes.append(
+                EpisodeResult(seed, str(ground), success, outcome, time.monotonic() - t0, message)
+            )
+            bar.update(1)
+            bar.set_postfix(success=f"{report.success_rate:.0%}")
+        bar.close()
+    echo(report.summary())
+    write_report(report, out_dir)
+    return report
+
+
+def write_report(report: SkillEvalReport, out_dir: Path) -> None:
+    """``<skill>.yaml`` (every episode) and ``<skill>.png`` (rate and interval per grounding)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    low, high = report.interval()
+    record = {
+        "skill": report.skill,
+        "policy": report.policy,
+        "episodes": len(report.episodes),
+        "successes": report.successes,
+        "success_rate": report.success_rate,
+        "ci95": [low, high],
+        "setup_failures": report.setup_failures,
+        "by_grounding": {k: {"successes": ok, "episodes": n} for k, (ok, n) in report.by_grounding().items()},
+        "results": [asdict(e) for e in report.episodes],
+    }
+    (out_dir / f"{report.skill}.yaml").write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+    names = ["all", *report.by_grounding()]
+    counts = [(report.successes, len(report.episodes)), *report.by_grounding().values()]
+    rates = [ok / n if n else 0.0 for ok, n in counts]
+    intervals = [wilson_interval(ok, n) for ok, n in counts]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names)), 3.5))
+    ax.bar(names, rates, color=["tab:blue"] + ["tab:gray"] * (len(names) - 1))
+    ax.errorbar(
+        names,
+        rates,
+        yerr=[
+            [r - lo for r, (lo, _) in zip(rates, intervals, strict=True)],
+            [hi - r for r, (_, hi) in zip(rates, intervals, strict=True)],
+        ],
+        fmt="none",
+        ecolor="black",
+        capsize=4,
+    )
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95 % CI)")
+    ax.set_title(f"{report.skill}: {report.successes}/{len(report.episodes)} with {report.policy}")
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{report.skill}.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,386 @@
+"""Train the goal-conditioned BC policy on recorded demonstrations (``meta-robot train policy``).
+
+Data: every finished (by default: successful) episode under a root, resampled at the control rate
+(:class:`~meta_robot.dataset.torch_dataset.EpisodeDataset`, cached as npz). Each step's target is
+the chunk of the next ``chunk`` commanded TCP targets relative to that step's TCP pose (the last
+target repeated past the episode's end: at the end the arm holds still). The goal image of an
+episode is its last front frame; it is shown for ``goal_fraction`` of the samples so the policy
+works with and without one. Episodes (never steps) are held out per skill for validation.
+
+Outputs in ``out_dir``: ``policy.safetensors`` (weights + config + normalisation), ``policy.yaml``
+(code, data, command, settings, history), ``curves.png``, ``checkpoint.safetensors`` (resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from meta_robot.dataset.torch_dataset import EpisodeDataset
+from meta_robot.learning.bc_policy import (
+    ACTION_DIM,
+    NO_ARGUMENT,
+    WEIGHTS_FILE,
+    BCConfig,
+    BCNetwork,
+    relative_actions,
+    save_bc_policy,
+)
+from meta_robot.learning.nets import select_device
+from meta_robot.learning.training import (
+    epoch_seed,
+    fingerprint,
+    restore_training_state,
+    save_training_state,
+    software_info,
+    split_episodes,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+CONFIG_FILE = "policy.yaml"
+CURVES_FILE = "curves.png"
+CHECKPOINT_FORMAT = "meta_robot.policy_training/1"
+
+
+@dataclass(frozen=True)
+class PolicyTrainSettings:
+    """Everything besides the data that decides the trained weights."""
+
+    epochs: int = 20
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    held_out_fraction: float = 0.1
+    goal_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+        if not 0.0 < self.held_out_fraction < 1.0:
+            raise ValueError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
+        if not 0.0 <= self.goal_fraction <= 1.0:
+            raise ValueError(f"goal_fraction must be in [0, 1], got {self.goal_fraction}")
+
+
+@dataclass
+class PolicyTrainResult:
+    out_dir: Path
+    weights: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class PolicySamples:
+    """Arrays of the steps used for training, with their chunk targets and conditioning."""
+
+    steps: np.ndarray  # dataset indices
+    chunks: np.ndarray  # (N, chunk, 7) relative targets
+    skill: np.ndarray  # (N,) index into config.skills
+    arguments: np.ndarray  # (N, max_arguments) index into config.vocabulary
+    goal_step: np.ndarray  # (N,) dataset index of the episode's last step (its goal image)
+
+
+def build_samples(dataset: EpisodeDataset, episodes: Iterable[int], config: BCConfig) -> PolicySamples:
+    """Chunk targets and conditioning for every step of ``episodes`` (indices into the dataset)."""
+    arrays = dataset.arrays()
+    proprio, action = arrays["proprio"], arrays["action"]
+    steps, chunks, skills, arguments, goals = [], [], [], [], []
+    for e in episodes:
+        episode = dataset.episodes[e]
+        indices = np.asarray(dataset.episode_steps(e))
+        last = len(indices) - 1
+        ahead = np.minimum(np.arange(len(indices))[:, None] + np.arange(config.chunk)[None, :], last)
+        skill = config.skills.index(episode.skill)
+        args = [config.vocabulary.index(a) for a in episode.metadata.arguments]
+        args += [0] * (config.max_arguments - len(args))
+        for t, i in enumerate(indices):
+            chunks.append(relative_actions(proprio[i], action[indices[ahead[t]]]))
+        steps.append(indices)
+        skills.append(np.full(len(indices), skill))
+        arguments.append(np.tile(args, (len(indices), 1)))
+        goals.append(np.full(len(indices), indices[-1]))
+    if not steps:
+        return PolicySamples(
+            np.zeros(0, np.int64),
+            np.zeros((0, config.chunk, ACTION_DIM), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros((0, config.max_arguments), np.int64),
+            np.zeros(0, np.int64),
+        )
+    return PolicySamples(
+        np.concatenate(steps).astype(np.int64),
+        np.stack(chunks).astype(np.float32),
+        np.concatenate(skills).astype(np.int64),
+        np.concatenate(arguments).astype(np.int64).reshape(-1, config.max_arguments),
+        np.concatenate(goals).astype(np.int64),
+    )
+
+
+def _batch(
+    dataset_arrays: Mapping[str, np.ndarray],
+    samples: PolicySamples,
+    rows: np.ndarray,
+    cameras: tuple[str, ...],
+    goal_camera: str,
+    with_goal: np.ndarray,
+    device: torch.device,
+):
+    steps = samples.steps[rows]
+    images = {cam: torch.from_numpy(dataset_arrays[cam][steps]).to(device) for cam in cameras}
+    state = torch.from_numpy(dataset_arrays["proprio"][steps]).to(device)
+    goal = torch.from_numpy(dataset_arrays[goal_camera][samples.goal_step[rows]]).to(device)
+    return (
+        images,
+        state,
+        torch.from_numpy(samples.skill[rows]).to(device),
+        torch.from_numpy(samples.arguments[rows]).to(device),
+        goal,
+        torch.from_numpy(with_goal).to(device),
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    network: BCNetwork, arrays: Mapping[str, np.ndarray], samples: PolicySamples, device: torch.device
+) -> dict[str, float]:
+    """Held-out L1 (normalised, whole chunk) and the first step's position error in cm, without and
+    with the goal image."""
+    network.eval()
+    out: dict[str, float] = {}
+    c = network.config
+    for name, goal in (("", False), ("_goal", True)):
+        losses, errors = [], []
+        for start in range(0, len(samples.steps), 256):
+            rows = np.arange(start, min(start + 256, len(samples.steps)))
+            inputs = _batch(arrays, samples, rows, c.cameras, c.goal_camera, np.full(len(rows), goal), device)
+            target = torch.from_numpy(samples.chunks[rows]).to(device)
+            pred = network(*inputs)
+            norm_target = (target - network.action_mean) / network.action_std
+            losses.append(float((pred - norm_target).abs().mean()) * len(rows))
+            first = pred[:, 0, :3] * network.action_std[:3] + network.action_mean[:3]
+            errors.append(float((first - target[:, 0, :3]).norm(dim=1).sum()))
+        n = max(len(samples.steps), 1)
+        out[f"held_out_l1{name}"] = sum(losses) / n
+        out[f"held_out_position_cm{name}"] = 100.0 * sum(errors) / n
+    return out
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Training and held-out loss, and the held-out first-step position error, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_l1"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["held_out_l1"] for h in history], "o-", label="held-out")
+    ax_loss.plot(epochs, [h["held_out_l1_goal"] for h in history], "o-", label="held-out, goal image")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("L1 (normalised action chunk)")
+    ax_loss.set_yscale("log")
+    ax_loss.legend()
+    ax_err.plot(epochs, [h["held_out_position_cm"] for h in history], "o-", label="held-out")
+    ax_err.plot(epochs, [h["held_out_position_cm_goal"] for h in history], "o-", label="held-out, goal image")
+    ax_err.set_xlabel("epoch")
+    ax_err.set_ylabel("next target position error (cm)")
+    ax_err.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fit_policy(
+    dataset: EpisodeDataset,
+    out_dir: str | Path,
+    settings: PolicyTrainSettings,
+    model_options: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> PolicyTrainResult:
+    """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = select_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    if not dataset.episodes:
+        raise ValueError(f"no episodes to learn from under {dataset.root}")
+    ids = [e.episode_id for e in dataset.episodes]
+    split = split_episodes(
+        [(e.episode_id, " ".join((e.skill, *e.metadata.arguments))) for e in dataset.episodes],
+        settings.seed,
+        settings.held_out_fraction,
+    )
+    held_out_ids = split.calibration + split.test
+    if not split.train or not held_out_ids:
+        raise ValueError(
+            f"need training and held-out episodes; got {len(split.train)}/{len(held_out_ids)} from "
+            f"{len(ids)} episodes (at least 3 of one skill)"
+        )
+    options = dict(model_options or {})
+    gripper = dataset.arrays()["action"][:, 7]
+    config = BCConfig(
+        skills=tuple(dataset.skills),
+        vocabulary=(NO_ARGUMENT, *dataset.argument_vocabulary[1:]),
+        max_arguments=max(dataset.max_arguments, 1),
+        image_size=dataset.image_size,
+        fps=dataset.fps,
+        gripper_widths=(float(gripper.min()), float(gripper.max())),
+        **options,
+    )
+    train = build_samples(dataset, [ids.index(i) for i in split.train], config)
+    held_out = build_samples(dataset, [ids.index(i) for i in held_out_ids], config)
+    run_fingerprint = fingerprint(
+        {"model": config.to_dict(), "settings": {**asdict(settings), "epochs": None}, "split": asdict(split)}
+    )
+
+    torch.manual_seed(settings.seed)
+    network = BCNetwork(config)
+    arrays = dataset.arrays()
+    network.set_normalisation(arrays["proprio"][train.steps], train.chunks.reshape(-1, ACTION_DIM))
+    network.to(device)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    checkpoint = out_dir / CHECKPOINT_FILE
+    if resume and checkpoint.exists():
+        start_epoch, history = restore_training_state(
+            checkpoint, network, optimizer, CHECKPOINT_FORMAT, run_fingerprint
+        )
+        logger.info("resuming from %s after epoch %d", checkpoint, start_epoch)
+
+    steps_per_epoch = math.ceil(len(train.steps) / settings.batch_size)
+    for epoch in range(start_epoch, settings.epochs):
+        seed = epoch_seed(settings.seed, epoch)
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(train.steps))
+        network.train()
+        total = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress)
+        for step in bar:
+            rows = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
+            with_goal = rng.random(len(rows)) < settings.goal_fraction
+            inputs = _batch(arrays, train, rows, config.cameras, config.goal_camera, with_goal, device)
+            target = (
+                torch.from_numpy(train.chunks[rows]).to(device) - network.action_mean
+            ) / network.action_std
+            loss = (network(*inputs, augment=True, generator=generator) - target).abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            total += value * len(rows)
+            bar.set_postfix(l1=f"{value:.4f}")
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_l1": total / len(train.steps),
+                **evaluate(network, arrays, held_out, device),
+            }
+        )
+        logger.info("epoch %d: %s", epoch + 1, history[-1])
+        save_training_state(
+            checkpoint, network, optimizer, CHECKPOINT_FORMAT, run_fingerprint, epoch + 1, history
+        )
+
+    metrics = {
+        **(history[-1] if history else {}),
+        "samples": {"train": len(train.steps), "held_out": len(held_out.steps)},
+    }
+    record = {
+        "format": "meta_robot.policy_run/1",
+        "software": software_info(),
+        "command": command or shlex.join(sys.argv),
+        "data": {
+            "root": str(dataset.root),
+            "fps": dataset.fps,
+            "image_size": list(dataset.image_size),
+            "episodes": {"train": split.train, "held_out": held_out_ids},
+        },
+        "model": config.to_dict(),
+        "settings": asdict(settings),
+        "device": str(device),
+        "history": history,
+        "metrics": metrics,
+    }
+    weights = save_bc_policy(
+        network,
+        out_dir / WEIGHTS_FILE,
+        extra={"software": record["software"], "command": record["command"], "data_root": str(dataset.root)},
+    )
+    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
+    if history:
+        plot_curves(history, out_dir / CURVES_FILE)
+    return PolicyTrainResult(out_dir, weights, metrics, history)
+
+
+def train_policy(
+    root: str | Path,
+    out_dir: str | Path,
+    epochs: int = 20,
+    seed: int = 0,
+    *,
+    batch_size: int = 64,
+    lr: float = 3e-4,
+    held_out_fraction: float = 0.1,
+    fps: float = 10.0,
+    image_size: tuple[int, int] = (64, 64),
+    skills: Iterable[str] | None = None,
+    only_successful: bool = True,
+    model_options: Mapping[str, Any] | None = None,
+    resume: bool = True,
+    device: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+    num_threads: int | None = None,
+    cache_dir: str | Path | None = "default",
+) -> PolicyTrainResult:
+    """``meta-robot train policy``: load (and cache) the episodes under ``root``, train, and write the
+    outputs to ``out_dir``; reruns resume from its checkpoint unless ``resume`` is False."""
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    dataset = EpisodeDataset(
+        root,
+        skills=skills,
+        image_size=tuple(image_size),
+        fps=fps,
+        only_successful=only_successful,
+        uint8_images=True,
+        cache_dir=cache_dir,
+    )
+    settings = PolicyTrainSettings(
+        epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, held_out_fraction=held_out_fraction
+    )
+    return fit_policy(
+        dataset,
+        out_dir,
+        settings,
+        model_options,
+        resume=resume,
+        device=device,
+        progress=progress,
+        command=command,
+    )

@@ -1,0 +1,141 @@
+"""What every trainer here shares: episode-level splits, per-epoch seeds, resumable checkpoints.
+
+Training is deterministic for a seed (per-epoch random streams derived from it) and resumable: each
+epoch ends with a safetensors checkpoint of the weights, the optimiser and the history, and a rerun
+with the same data and settings continues from it to the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from meta_robot.learning.checkpoints import CheckpointError, atomic_save, read_safetensors
+
+
+@dataclass
+class Split:
+    train: list[str]
+    calibration: list[str]
+    test: list[str]
+
+
+def split_episodes(episodes: Sequence[tuple[str, str]], seed: int, held_out_fraction: float) -> Split:
+    """Split (episode_id, group) pairs per group so every group is in every part where it can be:
+    a group with n >= 3 episodes holds out max(2, round(n * fraction)), alternately calibration and
+    test; fewer episodes all train. Depends only on the ids, the seed and the fraction.
+
+    :func:`fit` groups by skill *and* arguments, so that an object's atoms (``(in_drawer blue_bar)``)
+    have positives among the calibration episodes, not only among the training ones."""
+    by_skill: dict[str, list[str]] = {}
+    for episode_id, skill in sorted(episodes):
+        by_skill.setdefault(skill, []).append(episode_id)
+    split = Split([], [], [])
+    for skill in sorted(by_skill):
+        ids = by_skill[skill]
+        rng = np.random.default_rng([seed, int(hashlib.sha1(skill.encode()).hexdigest()[:8], 16)])
+        ids = [ids[i] for i in rng.permutation(len(ids))]
+        held = 0 if len(ids) < 3 else min(len(ids) - 1, max(2, round(len(ids) * held_out_fraction)))
+        split.calibration += ids[:held:2]
+        split.test += ids[1:held:2]
+        split.train += ids[held:]
+    return Split(sorted(split.train), sorted(split.calibration), sorted(split.test))
+
+
+def software_info() -> dict[str, Any]:
+    from meta_robot.recording.episode import software_info
+
+    info = software_info()
+    info.pop("ros_distro", None)
+    info["torch"] = str(torch.__version__)
+    return info
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.default_rng([seed, epoch]).integers(2**62))
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    """Adam's state as flat tensors plus its (JSON) param groups: safetensors holds tensors only."""
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+    return tensors, json.dumps(state["param_groups"])
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], groups: str
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups)})
+
+
+def fingerprint(data: Any) -> str:
+    """A stable digest of JSON-able settings: a resumed run must have been started with the same."""
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_training_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    kind: str,
+    run_fingerprint: str,
+    epoch: int,
+    history: Sequence[Mapping[str, float]],
+) -> None:
+    """End-of-epoch checkpoint (weights + optimiser + history) that :func:`restore_training_state`
+    continues from."""
+    tensors, groups = optimizer_tensors(optimizer)
+    atomic_save(
+        {**{f"model.{k}": v for k, v in model.state_dict().items()}, **tensors},
+        path,
+        {
+            "format": kind,
+            "fingerprint": run_fingerprint,
+            "epoch": str(epoch),
+            "history": json.dumps(list(history)),
+            "param_groups": groups,
+        },
+    )
+
+
+def restore_training_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    kind: str,
+    run_fingerprint: str,
+) -> tuple[int, list[dict[str, float]]]:
+    """Load a checkpoint written by :func:`save_training_state` into ``model`` and ``optimizer``;
+    returns (epochs done, history). Refuses, naming the file, a checkpoint of another kind or of a run
+    with other data or settings."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != kind:
+        raise CheckpointError(f"checkpoint {path}: not a {kind} training checkpoint")
+    if meta.get("fingerprint") != run_fingerprint:
+        raise CheckpointError(
+            f"checkpoint {path} was made with other data, split or settings; "
+            "use another output folder or start afresh"
+        )
+    model_tensors = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(model_tensors, strict=True)
+        restore_optimizer(
+            optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["param_groups"]
+        )
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path}: does not fit the model ({exc})") from exc
+    return int(meta["epoch"]), json.loads(meta["history"])
