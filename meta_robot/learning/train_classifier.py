@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import yaml
 from torch.nn import functional as F  # noqa: N812
-from tqdm import tqdm
 
 from meta_robot.learning.classifier import (
     WEIGHTS_FILE,
@@ -34,7 +33,6 @@ from meta_robot.learning.classifier import (
     PredicateClassifier,
     predict_probabilities,
     save_classifier,
-    select_device,
 )
 from meta_robot.learning.metrics import calibrated_threshold, rates_at_threshold, roc_auc
 from meta_robot.learning.predicate_data import (
@@ -46,12 +44,13 @@ from meta_robot.learning.predicate_data import (
     load_dataset,
 )
 from meta_robot.learning.training import (
-    epoch_seed,
+    Panel,
     fingerprint,
-    restore_training_state,
-    save_training_state,
+    plot_history,
     software_info,
     split_episodes,
+    train_epochs,
+    training_device,
 )
 
 logger = logging.getLogger(__name__)
@@ -160,30 +159,14 @@ def calibrate(
     return thresholds, report
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], path: Path) -> None:
-    """Loss (train and held-out) and mean held-out AUC per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["held_out_loss"] for h in history], "o-", label="held-out")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("masked BCE")
-    ax_loss.set_yscale("log")
-    ax_loss.legend()
-    ax_auc.plot(epochs, [h["held_out_mean_auc"] for h in history], "o-", label="mean AUC (held-out)")
-    ax_auc.plot(epochs, [h["held_out_min_auc"] for h in history], "o-", label="min AUC (held-out)")
-    ax_auc.set_xlabel("epoch")
-    ax_auc.set_ylim(0.4, 1.01)
-    ax_auc.legend()
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.95, wspace=0.25)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+CURVE_PANELS = (
+    Panel("masked BCE", (("train_loss", "train"), ("held_out_loss", "held-out")), log=True),
+    Panel(
+        "AUC",
+        (("held_out_mean_auc", "mean AUC (held-out)"), ("held_out_min_auc", "min AUC (held-out)")),
+        ylim=(0.4, 1.01),
+    ),
+)
 
 
 def _auc_summary(atoms: Sequence[str], probs: np.ndarray, arrays: SampleArrays) -> tuple[float, float]:
@@ -212,10 +195,7 @@ def fit(
     """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = select_device(device)
-    if device.type == "cuda":  # reproducible convolutions on the GPU too (at some speed)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    device = training_device(device)
     split = split_episodes(
         [(e.episode_id, " ".join((e.skill, *e.arguments))) for e in dataset.episodes],
         settings.seed,
@@ -246,50 +226,32 @@ def fit(
     model.set_state_normalisation(train.state.mean(0), train.state.std(0))
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    checkpoint = out_dir / CHECKPOINT_FILE
-    if resume and checkpoint.exists():
-        start_epoch, history = restore_training_state(
-            checkpoint, model, optimizer, CHECKPOINT_FORMAT, run_fingerprint
-        )
-        logger.info("resuming from %s after epoch %d", checkpoint, start_epoch)
-
     held_out = concatenate([by_id[i] for i in split.calibration + split.test], dataset.atoms)
-    steps_per_epoch = math.ceil(len(train) / settings.batch_size)
-    for epoch in range(start_epoch, settings.epochs):
-        seed = epoch_seed(settings.seed, epoch)
-        torch.manual_seed(seed)  # dropout
-        generator = torch.Generator().manual_seed(seed)  # augmentation
-        order = np.random.default_rng(seed).permutation(len(train))
-        model.train()
-        total = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress)
-        for step in bar:
-            idx = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
-            images, state, labels, known = _batch(train, idx, model_config.cameras, device)
-            loss = _masked_bce(model(images, state, generator=generator, augment=True), labels, known)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            total += value * len(idx)
-            bar.set_postfix(loss=f"{value:.4f}")
+
+    def loss_fn(rows: np.ndarray, generator: torch.Generator, _rng: np.random.Generator) -> torch.Tensor:
+        images, state, labels, known = _batch(train, rows, model_config.cameras, device)
+        return _masked_bce(model(images, state, generator=generator, augment=True), labels, known)
+
+    def evaluate_fn() -> dict[str, float]:
         probs, held_loss = evaluate(model, held_out)
         mean_auc, min_auc = _auc_summary(dataset.atoms, probs, held_out)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": total / len(train),
-                "held_out_loss": held_loss,
-                "held_out_mean_auc": mean_auc,
-                "held_out_min_auc": min_auc,
-            }
-        )
-        logger.info("epoch %d: %s", epoch + 1, history[-1])
-        save_training_state(
-            checkpoint, model, optimizer, CHECKPOINT_FORMAT, run_fingerprint, epoch + 1, history
-        )
+        return {"held_out_loss": held_loss, "held_out_mean_auc": mean_auc, "held_out_min_auc": min_auc}
+
+    history = train_epochs(
+        model,
+        optimizer,
+        len(train),
+        settings.epochs,
+        settings.seed,
+        settings.batch_size,
+        loss_fn,
+        evaluate_fn,
+        out_dir / CHECKPOINT_FILE,
+        CHECKPOINT_FORMAT,
+        run_fingerprint,
+        resume=resume,
+        progress=progress,
+    )
 
     cal_probs, _ = evaluate(model, parts["calibration"])
     test_probs, _ = evaluate(model, parts["test"])
@@ -334,7 +296,7 @@ def fit(
     )
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     if history:
-        plot_curves(history, out_dir / CURVES_FILE)
+        plot_history(history, out_dir / CURVES_FILE, CURVE_PANELS)
     return TrainResult(out_dir, weights, metrics, thresholds, history)
 
 

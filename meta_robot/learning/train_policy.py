@@ -13,8 +13,6 @@ Outputs in ``out_dir``: ``policy.safetensors`` (weights + config + normalisation
 
 from __future__ import annotations
 
-import logging
-import math
 import shlex
 import sys
 from collections.abc import Iterable, Mapping
@@ -25,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from meta_robot.dataset.torch_dataset import EpisodeDataset
 from meta_robot.learning.bc_policy import (
@@ -37,17 +34,15 @@ from meta_robot.learning.bc_policy import (
     relative_actions,
     save_bc_policy,
 )
-from meta_robot.learning.nets import select_device
 from meta_robot.learning.training import (
-    epoch_seed,
+    Panel,
     fingerprint,
-    restore_training_state,
-    save_training_state,
+    plot_history,
     software_info,
     split_episodes,
+    train_epochs,
+    training_device,
 )
-
-logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "policy.yaml"
@@ -180,31 +175,17 @@ def evaluate(
     return out
 
 
-def plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Training and held-out loss, and the held-out first-step position error, per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_l1"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["held_out_l1"] for h in history], "o-", label="held-out")
-    ax_loss.plot(epochs, [h["held_out_l1_goal"] for h in history], "o-", label="held-out, goal image")
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("L1 (normalised action chunk)")
-    ax_loss.set_yscale("log")
-    ax_loss.legend()
-    ax_err.plot(epochs, [h["held_out_position_cm"] for h in history], "o-", label="held-out")
-    ax_err.plot(epochs, [h["held_out_position_cm_goal"] for h in history], "o-", label="held-out, goal image")
-    ax_err.set_xlabel("epoch")
-    ax_err.set_ylabel("next target position error (cm)")
-    ax_err.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+CURVE_PANELS = (
+    Panel(
+        "L1 (normalised action chunk)",
+        (("train_loss", "train"), ("held_out_l1", "held-out"), ("held_out_l1_goal", "held-out, goal image")),
+        log=True,
+    ),
+    Panel(
+        "next target position error (cm)",
+        (("held_out_position_cm", "held-out"), ("held_out_position_cm_goal", "held-out, goal image")),
+    ),
+)
 
 
 def fit_policy(
@@ -220,10 +201,7 @@ def fit_policy(
     """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = select_device(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    device = training_device(device)
     if not dataset.episodes:
         raise ValueError(f"no episodes to learn from under {dataset.root}")
     ids = [e.episode_id for e in dataset.episodes]
@@ -261,50 +239,28 @@ def fit_policy(
     network.set_normalisation(arrays["proprio"][train.steps], train.chunks.reshape(-1, ACTION_DIM))
     network.to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    checkpoint = out_dir / CHECKPOINT_FILE
-    if resume and checkpoint.exists():
-        start_epoch, history = restore_training_state(
-            checkpoint, network, optimizer, CHECKPOINT_FORMAT, run_fingerprint
-        )
-        logger.info("resuming from %s after epoch %d", checkpoint, start_epoch)
 
-    steps_per_epoch = math.ceil(len(train.steps) / settings.batch_size)
-    for epoch in range(start_epoch, settings.epochs):
-        seed = epoch_seed(settings.seed, epoch)
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(train.steps))
-        network.train()
-        total = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress)
-        for step in bar:
-            rows = np.sort(order[step * settings.batch_size : (step + 1) * settings.batch_size])
-            with_goal = rng.random(len(rows)) < settings.goal_fraction
-            inputs = _batch(arrays, train, rows, config.cameras, config.goal_camera, with_goal, device)
-            target = (
-                torch.from_numpy(train.chunks[rows]).to(device) - network.action_mean
-            ) / network.action_std
-            loss = (network(*inputs, augment=True, generator=generator) - target).abs().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
-            total += value * len(rows)
-            bar.set_postfix(l1=f"{value:.4f}")
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_l1": total / len(train.steps),
-                **evaluate(network, arrays, held_out, device),
-            }
-        )
-        logger.info("epoch %d: %s", epoch + 1, history[-1])
-        save_training_state(
-            checkpoint, network, optimizer, CHECKPOINT_FORMAT, run_fingerprint, epoch + 1, history
-        )
+    def loss_fn(rows: np.ndarray, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
+        with_goal = rng.random(len(rows)) < settings.goal_fraction
+        inputs = _batch(arrays, train, rows, config.cameras, config.goal_camera, with_goal, device)
+        target = (torch.from_numpy(train.chunks[rows]).to(device) - network.action_mean) / network.action_std
+        return (network(*inputs, augment=True, generator=generator) - target).abs().mean()
+
+    history = train_epochs(
+        network,
+        optimizer,
+        len(train.steps),
+        settings.epochs,
+        settings.seed,
+        settings.batch_size,
+        loss_fn,
+        lambda: evaluate(network, arrays, held_out, device),
+        out_dir / CHECKPOINT_FILE,
+        CHECKPOINT_FORMAT,
+        run_fingerprint,
+        resume=resume,
+        progress=progress,
+    )
 
     metrics = {
         **(history[-1] if history else {}),
@@ -333,7 +289,7 @@ def fit_policy(
     )
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     if history:
-        plot_curves(history, out_dir / CURVES_FILE)
+        plot_history(history, out_dir / CURVES_FILE, CURVE_PANELS)
     return PolicyTrainResult(out_dir, weights, metrics, history)
 
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from meta_robot.learning.checkpoints import CheckpointError, atomic_save, read_safetensors
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,3 +144,102 @@ def restore_training_state(
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path}: does not fit the model ({exc})") from exc
     return int(meta["epoch"]), json.loads(meta["history"])
+
+
+def training_device(device: str | torch.device | None) -> torch.device:
+    """The device to train on (CUDA when present), with reproducible convolutions on the GPU too."""
+    from meta_robot.learning.nets import select_device
+
+    device = select_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return device
+
+
+LossFn = Callable[[np.ndarray, torch.Generator, np.random.Generator], torch.Tensor]
+
+
+def train_epochs(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    samples: int,
+    epochs: int,
+    seed: int,
+    batch_size: int,
+    loss_fn: LossFn,
+    evaluate_fn: Callable[[], Mapping[str, float]],
+    checkpoint: Path,
+    kind: str,
+    run_fingerprint: str,
+    resume: bool = True,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """The shared epoch loop: shuffled mini-batches of sample indices, ``loss_fn(rows, generator,
+    rng)`` per batch (``generator`` for augmentation, ``rng`` for any other per-batch draw, both
+    derived from the seed and the epoch), ``evaluate_fn()`` after each epoch, and an end-of-epoch
+    checkpoint that a rerun resumes from. Returns the history (one dict per epoch)."""
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume and checkpoint.exists():
+        start_epoch, history = restore_training_state(checkpoint, model, optimizer, kind, run_fingerprint)
+        logger.info("resuming from %s after epoch %d", checkpoint, start_epoch)
+    steps = math.ceil(samples / batch_size)
+    for epoch in range(start_epoch, epochs):
+        this_seed = epoch_seed(seed, epoch)
+        torch.manual_seed(this_seed)  # dropout
+        generator = torch.Generator().manual_seed(this_seed)
+        rng = np.random.default_rng(this_seed)
+        order = rng.permutation(samples)
+        model.train()
+        total = 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
+        for step in bar:
+            rows = np.sort(order[step * batch_size : (step + 1) * batch_size])
+            loss = loss_fn(rows, generator, rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss.detach())
+            total += value * len(rows)
+            bar.set_postfix(loss=f"{value:.4f}")
+        model.eval()
+        history.append({"epoch": epoch + 1, "train_loss": total / samples, **evaluate_fn()})
+        logger.info("epoch %d: %s", epoch + 1, history[-1])
+        save_training_state(checkpoint, model, optimizer, kind, run_fingerprint, epoch + 1, history)
+    return history
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot of the training curves: history keys (with labels) against the epoch."""
+
+    ylabel: str
+    series: tuple[tuple[str, str], ...]  # (history key, legend label)
+    log: bool = False
+    ylim: tuple[float, float] | None = None
+
+
+def plot_history(history: Sequence[Mapping[str, float]], path: Path, panels: Sequence[Panel]) -> None:
+    """Training curves as a PNG, one panel beside the other."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for key, label in panel.series:
+            ax.plot(epochs, [h[key] for h in history], "o-", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(panel.ylabel)
+        if panel.log:
+            ax.set_yscale("log")
+        if panel.ylim:
+            ax.set_ylim(*panel.ylim)
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
