@@ -18,20 +18,18 @@ goal. A missing or corrupt checkpoint ends the process at start-up with a messag
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import ArmCommand, GripperState, SkillStatus, SkillSuccess
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 
 from meta_robot.arm import Pose
@@ -46,17 +44,35 @@ from meta_robot.safety.limits import SafetyLimits
 from meta_robot.skills.registry import RegistryError, load_registry
 
 CAMERA_TOPICS = {"front": "camera/color/image_raw", "wrist": "wrist_camera/color/image_raw"}
+# Only the newest input matters. A deeper queue lets a backlog form whenever the node is busy, and
+# then every step acts on a frame several periods old (measured: 0.34 s with depth 5 at 15 Hz).
+LATEST_ONLY = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass
+class Running:
+    """A goal being executed: its session, its action handle, and the future its execute callback
+    awaits (set once the session has ended)."""
+
+    session: SkillSession
+    handle: object
+    finished: Future
+    reported_step: int = -1
+
+    def end(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(True)
 
 
 @dataclass
 class RobotChannel:
-    """Inputs, command publisher and current session of one robot."""
+    """Inputs, command publisher and running goal of one robot."""
 
     name: str
     inputs: InputBuffer
     command_pub: object
     status_pub: object
-    session: SkillSession | None = None
+    running: Running | None = None
 
     def topic(self, relative: str) -> str:
         return f"{self.name}/{relative}" if self.name else relative
@@ -90,11 +106,8 @@ class PolicyServerNode(Node):
         self.policy.warm_up()
         self.get_logger().info(f"warmed up in {time.perf_counter() - started:.2f} s")
         self.executor_core = SkillExecutor(self.policy, int(self.get_parameter("max_batch").value))
-        self._lock = threading.Lock()
         self._unusable: dict[str, str] = {}
 
-        inputs_group = ReentrantCallbackGroup()
-        action_group = ReentrantCallbackGroup()
         command_topic = str(self.get_parameter("command_topic").value)
         self.robots: dict[str, RobotChannel] = {}
         for robot in [str(r).strip("/") for r in self.get_parameter("robots").value]:
@@ -111,42 +124,37 @@ class PolicyServerNode(Node):
                     Image,
                     channel.topic(CAMERA_TOPICS[camera]),
                     lambda msg, c=channel, cam=camera: self._on_input(c, cam, msg),
-                    qos_profile_sensor_data,
-                    callback_group=inputs_group,
+                    LATEST_ONLY,
                 )
             self.create_subscription(
                 JointState,
                 channel.topic("joint_states"),
                 lambda msg, c=channel: self._on_input(c, "joints", list(msg.position)),
-                50,
-                callback_group=inputs_group,
+                LATEST_ONLY,
             )
             self.create_subscription(
                 GripperState,
                 channel.topic("gripper/state"),
                 lambda msg, c=channel: self._on_input(c, "gripper", msg.width),
-                10,
-                callback_group=inputs_group,
+                LATEST_ONLY,
             )
             self.create_subscription(
                 PoseStamped,
                 channel.topic("ee_pose"),
                 lambda msg, c=channel: self._on_input(c, "pose", _pose_values(msg)),
-                50,
-                callback_group=inputs_group,
+                LATEST_ONLY,
             )
-            self._subscribe_success(channel, inputs_group)
+            self._subscribe_success(channel)
             ActionServer(
                 self,
                 ExecuteSkill,
                 channel.topic("policy/execute_skill"),
-                execute_callback=lambda handle, c=channel: self._execute(c, handle),
+                execute_callback=self._executor_for(channel),
                 goal_callback=self._on_goal,
                 cancel_callback=lambda _: CancelResponse.ACCEPT,
-                callback_group=action_group,
             )
             self.robots[robot] = channel
-        self.create_timer(1.0 / rate, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0 / rate, self._tick)
         names = ", ".join(
             self.resolve_topic_name(c.topic("policy/execute_skill")) for c in self.robots.values()
         )
@@ -154,19 +162,16 @@ class PolicyServerNode(Node):
             f"serving {names} at {rate:g} Hz; commands on {command_topic} in frame '{self.limits.base_frame}'"
         )
 
-    def _subscribe_success(self, channel: RobotChannel, group) -> None:
+    def _subscribe_success(self, channel: RobotChannel) -> None:
         """The success classifier's debounced events for this robot's running skill."""
 
         def on_success(msg: SkillSuccess) -> None:
-            with self._lock:
-                if channel.session is not None:
-                    channel.session.on_success_estimate(
-                        msg.skill, list(msg.arguments), msg.success_probability, msg.succeeded
-                    )
+            if channel.running is not None:
+                channel.running.session.on_success_estimate(
+                    msg.skill, list(msg.arguments), msg.success_probability, msg.succeeded
+                )
 
-        self.create_subscription(
-            SkillSuccess, channel.topic("classifier/skill_success"), on_success, 10, callback_group=group
-        )
+        self.create_subscription(SkillSuccess, channel.topic("classifier/skill_success"), on_success, 10)
 
     # -- inputs ------------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -174,8 +179,7 @@ class PolicyServerNode(Node):
 
     def _on_input(self, channel: RobotChannel, name: str, value) -> None:
         # Freshness is judged on arrival time on our clock: a stamp from another clock must not stall us.
-        with self._lock:
-            channel.inputs.put(name, self._now(), value)
+        channel.inputs.put(name, self._now(), value)
 
     def _decode(self, msg: Image) -> np.ndarray:
         return decode_image(msg)
@@ -184,7 +188,17 @@ class PolicyServerNode(Node):
     def _on_goal(self, goal: ExecuteSkill.Goal) -> GoalResponse:
         return GoalResponse.ACCEPT  # bad goals are aborted with a message, which a rejection cannot carry
 
-    def _execute(self, channel: RobotChannel, handle) -> ExecuteSkill.Result:
+    def _executor_for(self, channel: RobotChannel):
+        """The action's execute callback for ``channel``: a coroutine function, so rclpy awaits it."""
+
+        async def execute(handle) -> ExecuteSkill.Result:
+            return await self._execute(channel, handle)
+
+        return execute
+
+    async def _execute(self, channel: RobotChannel, handle) -> ExecuteSkill.Result:
+        """Start the session and wait (without holding a thread: the control tick drives it) until
+        it ends; then stop the arm unless it succeeded, and answer."""
         goal = handle.request
         result = ExecuteSkill.Result()
         try:
@@ -198,30 +212,19 @@ class PolicyServerNode(Node):
             result.outcome, result.message = Outcome.FAILED, str(exc)
             handle.abort()
             return result
-        with self._lock:
-            previous = channel.session
-            if previous is not None:
-                previous.finish(Outcome.PREEMPTED, f"preempted by a new goal {ground}")
-            channel.session = session
+        running = Running(session, handle, Future())
+        previous = channel.running
+        if previous is not None:
+            previous.session.finish(Outcome.PREEMPTED, f"preempted by a new goal {ground}")
+            previous.end()
+        channel.running = running
         self.get_logger().info(
             f"executing {ground} with the {self.policy.kind} policy (timeout {timeout:.0f} s)"
         )
-        last_feedback = -1
-        while rclpy.ok():
-            if handle.is_cancel_requested:
-                session.finish(Outcome.PREEMPTED, "cancelled")
-            if session.outcome is not None:
-                break
-            if session.steps != last_feedback:
-                last_feedback = session.steps
-                handle.publish_feedback(
-                    ExecuteSkill.Feedback(step=session.steps, success_probability=session.success_probability)
-                )
-            time.sleep(0.01)
-        with self._lock:
-            replaced = channel.session is not session  # a newer goal drives this robot now
-            if not replaced:
-                channel.session = None
+        await running.finished
+        replaced = channel.running is not running  # a newer goal drives this robot now
+        if not replaced:
+            channel.running = None
         if session.outcome is not Outcome.SUCCEEDED and not replaced:
             self._stop_arm(channel)
         self._publish_status(channel, session)
@@ -241,24 +244,35 @@ class PolicyServerNode(Node):
 
     # -- control loop ------------------------------------------------------------------------------
     def _tick(self) -> None:
+        """One control step for every robot running a skill, in one batched policy call."""
         now = self._now()
-        with self._lock:
-            sessions = [
-                c.session for c in self.robots.values() if c.session is not None and c.session.outcome is None
-            ]
-            if not sessions:
-                return
+        running = [c.running for c in self.robots.values() if c.running is not None]
+        for r in running:
+            if r.handle.is_cancel_requested:
+                r.session.finish(Outcome.PREEMPTED, "cancelled")
+        sessions = [r.session for r in running if r.session.outcome is None]
+        if sessions:
             inputs = {name: c.inputs for name, c in self.robots.items()}
             frames = {s.robot: self._frame_stamp(self.robots[s.robot]) for s in sessions}
             actions = self.executor_core.step(sessions, inputs, now, self._decode)
-        for session in sessions:
-            channel = self.robots[session.robot]
-            action = actions.get(session.robot)
-            if action is not None and session.outcome is None:
-                self._send(channel, action)
-                self._publish_status(channel, session, frames[session.robot])
-            else:
-                self._publish_status(channel, session)
+            for session in sessions:
+                channel = self.robots[session.robot]
+                action = actions.get(session.robot)
+                if action is not None and session.outcome is None:
+                    self._send(channel, action)
+                    self._publish_status(channel, session, frames[session.robot])
+                else:
+                    self._publish_status(channel, session)
+        for r in running:
+            if r.session.outcome is not None:
+                r.end()
+            elif r.session.steps != r.reported_step:
+                r.reported_step = r.session.steps
+                r.handle.publish_feedback(
+                    ExecuteSkill.Feedback(
+                        step=r.session.steps, success_probability=r.session.success_probability
+                    )
+                )
 
     def _frame_stamp(self, channel: RobotChannel):
         """Stamp of the first camera's latest image: the frame this step acts on."""
@@ -277,9 +291,8 @@ class PolicyServerNode(Node):
 
     def _stop_arm(self, channel: RobotChannel) -> None:
         """Command the measured pose (gripper as it is): the arm stops where it is, holding any object."""
-        with self._lock:
-            pose = channel.inputs.latest.get("pose")
-            gripper = channel.inputs.latest.get("gripper")
+        pose = channel.inputs.latest.get("pose")
+        gripper = channel.inputs.latest.get("gripper")
         if pose is None or gripper is None:
             return
         values = np.asarray(pose.value, dtype=float)
@@ -307,8 +320,8 @@ class PolicyServerNode(Node):
         """Stop every robot that was running a skill (a crashed or killed server leaves arms stopped:
         its commands stop and each driver's watchdog holds the arm)."""
         for channel in self.robots.values():
-            if channel.session is not None:
-                channel.session.finish(Outcome.PREEMPTED, "policy server shutting down")
+            if channel.running is not None:
+                channel.running.session.finish(Outcome.PREEMPTED, "policy server shutting down")
                 self._stop_arm(channel)
 
 
@@ -318,7 +331,9 @@ def _pose_values(msg: PoseStamped) -> list[float]:
 
 
 def _spin(node: Node) -> None:
-    executor = MultiThreadedExecutor(num_threads=4)
+    # One thread: goals await a future instead of holding a thread, and rclpy's multi-threaded
+    # executor could not keep up with 100 Hz state topics on 2 cores (ticks fell to 2-3 Hz).
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.spin()
 
