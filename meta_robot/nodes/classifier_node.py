@@ -27,7 +27,6 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from meta_robot_interfaces.msg import GripperState, PredicateEstimates, SkillStatus, SkillSuccess
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
 from meta_robot import paths
@@ -50,14 +49,12 @@ from meta_robot.learning.success_monitor import (
 )
 from meta_robot.nodes.entry import run_node
 from meta_robot.nodes.parameters import declare_config
+from meta_robot.nodes.qos import LATEST_ONLY
 from meta_robot.skills.registry import load_registry
 
 CAMERA_TOPICS = {"front": "camera/color/image_raw", "wrist": "wrist_camera/color/image_raw"}
 TRIGGER_CAMERA = "front"  # each of its frames is one estimate
 DEFAULT_CHECKPOINT = "success_classifier"  # the shipped one, in checkpoints/manifest.yaml
-# RELIABLE matches the cameras' RELIABLE writers (camera_publisher.IMAGE_QOS); depth 1: only the
-# newest frame matters, an older one waiting in the queue would only be replaced.
-IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 THROTTLE_S = 5.0
 
 
@@ -151,11 +148,11 @@ class ClassifierNode(Node):
         self._success_pub = self.create_publisher(SkillSuccess, "classifier/skill_success", 10)
         for camera in self.cameras:
             self.create_subscription(
-                Image, CAMERA_TOPICS[camera], lambda msg, c=camera: self._on_image(c, msg), IMAGE_QOS
+                Image, CAMERA_TOPICS[camera], lambda msg, c=camera: self._on_image(c, msg), LATEST_ONLY
             )
-        self.create_subscription(JointState, "joint_states", self._on_joints, 10)
-        self.create_subscription(GripperState, "gripper/state", self._on_gripper, 10)
-        self.create_subscription(PoseStamped, "ee_pose", self._on_pose, 10)
+        self.create_subscription(JointState, "joint_states", self._on_joints, LATEST_ONLY)
+        self.create_subscription(GripperState, "gripper/state", self._on_gripper, LATEST_ONLY)
+        self.create_subscription(PoseStamped, "ee_pose", self._on_pose, LATEST_ONLY)
         self.create_subscription(SkillStatus, "skill_status", self._on_status, 10)
         self._worker = threading.Thread(target=self._work, name="classifier-inference", daemon=True)
         self._worker.start()
