@@ -30,6 +30,13 @@ STALL_TOLERANCE = 0.015  # m ... this near it counts as reached
 OBJECT_HALF_HEIGHT = {"red_cube": 0.02, "green_cylinder": 0.03, "blue_bar": 0.015}
 GRASP_SYMMETRY = {"red_cube": math.pi / 2, "green_cylinder": 0.0, "blue_bar": math.pi}  # 0: any yaw
 GRASP_YAW_OFFSET = {"red_cube": 0.0, "green_cylinder": 0.0, "blue_bar": math.pi / 2}
+# Half extents (m) along each object's own axes, the cylinder as its bounding box: how far a pusher
+# stands off the object's centre.
+PUSH_HALF_EXTENTS = {
+    "red_cube": np.array([0.02, 0.02, 0.02]),
+    "green_cylinder": np.array([0.02, 0.02, 0.03]),
+    "blue_bar": np.array([0.015, 0.045, 0.015]),
+}
 
 
 @dataclass(frozen=True)
@@ -412,72 +419,108 @@ class ScriptedOperator:
         return [before, down, push, back_off]
 
     def _push(self) -> list[Callable[[WorldState], Waypoint | None]]:
-        """Closed fingers low behind the object, then a slow closed-loop stroke toward the region.
+        """Fingers low behind the object, then slow closed-loop strokes: first straight toward the
+        robot until the object is level with the region, then sideways into it.
 
-        The fingertips are a small pusher, and a point pusher is unstable on its own: round and long
-        objects roll off the stroke line. So every tick the pusher re-aims on the line goal -> object,
-        slowing its advance as it drifts off that line and backing out of contact to slide sideways
-        when it is far off (align, then push). If the object gets away (pusher beside or ahead of it),
-        lift and approach again from behind. Strokes whose start would put the hand into furniture go
-        first straight toward the robot, away from it.
+        Each stroke is short and stops on the coordinate it corrects, so the object is never pushed
+        past the region's near edge, where the pusher (TCP x >= 0.25) could not get behind it again.
+        The gripper's spring is weak: an object sliding across closed fingers drags them apart, then
+        wedges between them or is grasped. So the cube and the cylinder are pushed caged: the fingers
+        open and along the stroke, straddling the object, the rear finger's flat, upright inner pad
+        pushing it low (the tall cylinder tips when pushed high) and the front one stopping it from
+        running ahead. So is the bar when broadside to the stroke; end-on it is too long to fit between
+        the fingers, and the closed fingers push it side by side, hand x along the stroke, a flat face
+        3 to 5 cm wide that squares it up, a little higher (low fingertips wedge under it and tip it).
+
+        Every tick the pusher re-aims on the line aim -> object, slowing its advance as it drifts off
+        that line and backing out of contact to slide sideways when it is far off. If the object gets
+        away, lift and approach again from behind. Where the hand's 20 cm long housing would reach
+        into furniture, it is turned as little as clears it.
         """
         obj, region = self.skill.arguments
         s = self.style
         box = self.geometry["regions"][region]
         centre = np.asarray(box["centre"][:2], dtype=float)
-        region_goal = centre + s.offset * 2
-        inner = np.asarray(box["half_size"][:2], dtype=float) - 0.025
-        # TCP height: the fingertips reach ~8 mm below the TCP and the hand's housing, which overhangs
-        # the object being pushed, starts ~4 cm above it. The tall cylinder is pushed at about a third
-        # of its height: lower, the housing rests on its 6 cm top and tips it; higher, it topples.
-        z = 0.028 if obj == "green_cylinder" else 0.016
+        inner = np.asarray(box["half_size"][:2], dtype=float) - 0.015
+        goal = centre + s.offset * 2
+        x_stop = goal[0] + 0.01  # the stroke toward the robot leaves the object here
+        # TCP height: the fingertips reach 9 mm below the TCP, the housing starts 3.7 cm above it,
+        # over the object. Fingertips 3 mm over the desk push low; the 6 cm cylinder needs the
+        # housing just over its top, where it also keeps the cylinder from tipping. Under the 3 cm
+        # bar's edge such low fingertips wedge and tip it onto them: 8 mm over the desk.
+        z = {"green_cylinder": 0.025, "blue_bar": 0.017}.get(obj, 0.012)
         speed = 0.035 + 0.25 * (s.speed - 0.08)  # m/s of the stroke: 3.5..5.5 cm/s
         stroke: dict[str, np.ndarray] = {}
 
         def arrived(w: WorldState) -> bool:
             return bool(np.all(np.abs(w.objects[obj][:2] - centre) <= inner))
 
-        def reach(w: WorldState, d: np.ndarray) -> float:
-            """The object's half-extent along ``d`` plus the closed fingertips' half-depth."""
-            if obj == "blue_bar":
-                yaw = yaw_of(w.orientations.get(obj, np.array([0.0, 0.0, 0.0, 1.0])))
-                along = abs(0.015 * (math.cos(yaw) * d[0] + math.sin(yaw) * d[1]))
-                along += abs(0.045 * (-math.sin(yaw) * d[0] + math.cos(yaw) * d[1]))
-                return along + 0.015
-            return 0.02 + 0.015
+        def extent(w: WorldState, d: np.ndarray) -> tuple[float, float]:
+            """How far the object reaches from its centre along ``d`` (anywhere, for a hand landing
+            behind it) and where its surface crosses the line through its centre along ``d``."""
+            axes = _rotation(w.orientations.get(obj, np.array([0.0, 0.0, 0.0, 1.0])))[:2, :]
+            along = np.abs(d @ axes)
+            half = PUSH_HALF_EXTENTS[obj]
+            return float(half @ along), float(np.min(half / np.maximum(along, 1e-6)))
 
         def plan(w: WorldState) -> None:
-            """Choose this stroke's goal, its start behind the object, and the hand's yaw."""
+            """Choose this stroke's aim, its start behind the object, and the hand's yaw."""
             o = w.objects[obj][:2]
+            toward_robot = bool(o[0] > centre[0] + inner[0])
+            # sideways: never toward +x, which would put the pusher beyond the workspace's near edge
+            target = np.array([x_stop, o[1]]) if toward_robot else np.array([min(o[0], x_stop), goal[1]])
+            d = _unit(target - o)
+            # the bar fits between the open fingers when broadside to the stroke
+            caged = obj != "blue_bar" or extent(w, d)[0] < 0.03
+            # Where the pushing surface is, along the stroke from the TCP: the rear finger's inner pad
+            # (fingers open 8 cm) or the closed fingers' front face. Turn from the stroke's heading to
+            # the hand's yaw: the finger axis (hand y) along the stroke when caged, across it when not.
+            face, turn = (-0.04, math.pi / 2) if caged else (0.011, 0.0)
+            # Land the fingers (the rear and front one, or both closed at the TCP) clear of the other
+            # objects, standing off less where one is close behind: a hand landing on it stays there.
+            fingers = [d * -0.045, d * 0.045] if caged else [np.zeros(2)]
+
+            def room(standoff: float) -> float:
+                tcp = o - d * (extent(w, d)[0] + standoff + face)
+                return (
+                    min(
+                        (
+                            _footprint_distance(
+                                tcp + f, w.objects[k][:2], w.orientations[k], PUSH_HALF_EXTENTS[k]
+                            )
+                            for k in PUSH_HALF_EXTENTS
+                            if k != obj and k in w.objects and w.objects[k][2] < 0.1
+                            for f in fingers
+                        ),
+                        default=math.inf,
+                    )
+                    - 0.012
+                )
+
+            standoffs = [0.01, 0.006, 0.003] if caged else [0.025, 0.015, 0.008, 0.004]
+            standoff = next((m for m in standoffs if room(m) > 0.003), max(standoffs, key=room))
+            start = o - d * (extent(w, d)[0] + standoff + face)
             # the drawer's knob sticks out of the cabinet's footprint, the more the further it is open
             knob = self._handle(w)[:2] + np.array([-0.01, 0.0])
             extra = [{"centre": list(knob), "half_size": [0.03, 0.035]}]
-            for goal in (region_goal, np.array([min(o[0] - 0.10, 0.40), o[1]])):
-                d = goal - o
-                d = d / max(float(np.linalg.norm(d)), 1e-6)
-                start = o - d * (reach(w, d) + 0.03)
-                heading = math.atan2(d[1], d[0])
-                # Prefer the finger axis along the stroke: the front finger's flat back pushes, and a
-                # round object cannot wedge between the fingers and pry them apart. Else the yaw most
-                # clear of the furniture, the hand being 20 cm long along the finger axis.
-                yaws = [heading + math.radians(a) for a in range(90, 270, 15)]
-                clear = {yaw: self._hand_clearance(start, yaw, extra=extra) for yaw in yaws}
-                yaw = yaws[0] if clear[yaws[0]] > 0.02 else max(yaws, key=lambda y: clear[y])
-                # steer at a point beyond the goal so the stroke's direction does not swing near it
-                aim = goal + d * 0.06
-                stroke.update(goal=aim, start=start, yaw=np.array(nearest_equivalent(yaw, math.pi, 0.0)))
-                stroke["via"] = np.array(float(goal is not region_goal))
-                if clear[yaw] > 0.01:
-                    break
+            preferred = math.atan2(d[1], d[0]) + turn
+            yaws = [preferred + math.radians(a) for a in sorted(range(-90, 91, 15), key=abs)]
+            clear = {yaw: self._hand_clearance(start, yaw, extra=extra) for yaw in yaws}
+            yaw = next((y for y in yaws if clear[y] > 0.0), max(yaws, key=lambda y: clear[y]))
+            # steer at a point beyond the target so the stroke's direction does not swing near it
+            stroke.update(aim=target + d * 0.06, start=start, toward_robot=np.array(float(toward_robot)))
+            stroke.update(caged=np.array(float(caged)), face=np.array(face))
+            stroke["yaw"] = np.array(nearest_equivalent(yaw, math.pi, 0.0))
 
         def geometry_now(w: WorldState) -> tuple[np.ndarray, np.ndarray, float, float]:
+            """The object, the stroke's direction, the pushing surface's gap behind the object's
+            surface along it, and the pusher's distance from the line aim -> object."""
             o = w.objects[obj][:2]
-            d = stroke["goal"] - o
-            d = d / max(float(np.linalg.norm(d)), 1e-6)
-            rel = w.tcp_position[:2] - o
-            behind = -float(rel @ d)  # how far the pusher is behind the object along the stroke
-            lateral = rel + d * behind  # the pusher's offset from the line goal -> object
-            return o, d, behind, float(np.linalg.norm(lateral))
+            d = _unit(stroke["aim"] - o)
+            rel = w.tcp_position[:2] + d * float(stroke["face"]) - o
+            behind = -float(rel @ d)
+            lateral = rel + d * behind
+            return o, d, behind - extent(w, d)[1], float(np.linalg.norm(lateral))
 
         def above(w: WorldState) -> Waypoint | None:
             if arrived(w):
@@ -489,7 +532,7 @@ class ScriptedOperator:
                 float(stroke["yaw"]),
                 s.speed,
                 tolerance=0.01,
-                gripper=CLOSE,
+                gripper=OPEN if stroke["caged"] else CLOSE,
                 dwell=0.3,
             )
 
@@ -502,12 +545,13 @@ class ScriptedOperator:
         def push(w: WorldState) -> Waypoint | None:
             if arrived(w):
                 return None
-            via = bool(stroke["via"])
+            toward_robot = bool(stroke["toward_robot"])
 
             def target(world: WorldState) -> np.ndarray:
-                o, d, behind, lateral_norm = geometry_now(world)
-                rel = world.tcp_position[:2] - o
-                lateral = rel + d * behind
+                o, d, gap, lateral_norm = geometry_now(world)
+                lateral = (
+                    world.tcp_position[:2] + d * float(stroke["face"]) - o + d * (gap + extent(world, d)[1])
+                )
                 # advance only when on the line; beyond 1.2 cm off it, back out of contact
                 advance = float(np.clip(speed * (1.0 - lateral_norm / 0.012), -speed, speed))
                 velocity = _clip_norm(d * advance - 1.5 * lateral, speed)
@@ -515,13 +559,13 @@ class ScriptedOperator:
                 return np.array([xy[0], xy[1], z])
 
             def done(world: WorldState) -> bool:
-                o, d, behind, lateral_norm = geometry_now(world)
-                if arrived(world):
+                o, _, gap, lateral_norm = geometry_now(world)
+                if toward_robot and o[0] <= x_stop:
                     return True
-                if via and o[0] <= stroke["goal"][0] + 0.07:
-                    return True  # clear of the furniture: re-plan toward the region
+                if not toward_robot and arrived(world) and abs(o[1] - goal[1]) < 0.02:
+                    return True
                 # the object got away: beside or ahead of the pusher, or far off the line
-                return behind < 0.012 or lateral_norm > 0.035 or behind > reach(world, d) + 0.09
+                return gap < -0.015 or lateral_norm > 0.03 or gap > 0.09
 
             # tolerance 0: the tracked target always leads the TCP, only ``done`` ends the stroke
             return Waypoint(
@@ -533,11 +577,24 @@ class ScriptedOperator:
                 done_when=done,
             )
 
-        def lift(w: WorldState) -> Waypoint | None:
+        def release(w: WorldState) -> Waypoint | None:
             if "yaw" not in stroke:  # no stroke since the last lift
                 return None
+            # Out of contact before lifting: a finger pressed against the object lifts it with it. The
+            # caged object can still wedge between the open fingers, so they also slide out sideways,
+            # to the +x side (away from the workspace's near edge), passing either side of it.
             _, d, _, _ = geometry_now(w)
-            p = w.tcp_position - np.append(d * 0.03, 0.0)
+            if stroke["caged"]:
+                side = np.array([d[1], -d[0]])
+                p = w.tcp_position[:2] - d * 0.01 + side * math.copysign(0.045, side[0] + 1e-9)
+            else:
+                p = w.tcp_position[:2] - d * 0.03
+            return Waypoint(np.array([p[0], p[1], z]), float(stroke["yaw"]), s.speed * 0.5, tolerance=0.006)
+
+        def lift(w: WorldState) -> Waypoint | None:
+            if "yaw" not in stroke:
+                return None
+            p = w.tcp_position
             return Waypoint(
                 np.array([p[0], p[1], z + s.approach_height]),
                 float(stroke.pop("yaw")),
@@ -546,7 +603,7 @@ class ScriptedOperator:
                 dwell=0.2,
             )
 
-        return [above, down, push, lift] * 5
+        return [above, down, push, release, lift] * 6
 
 
 @dataclass
@@ -568,3 +625,25 @@ class EpisodeClock:
 def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
     norm = float(np.linalg.norm(v))
     return v if norm <= limit or norm == 0.0 else v * (limit / norm)
+
+
+def _footprint_distance(xy: np.ndarray, centre: np.ndarray, quat: np.ndarray, half: np.ndarray) -> float:
+    """How far (m) the point ``xy`` is from an upright object's rectangular footprint."""
+    local = _rotation(quat)[:2, :2].T @ (xy - centre)
+    return float(np.linalg.norm(np.maximum(np.abs(local) - half[:2], 0.0)))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-6)
+
+
+def _rotation(quat: np.ndarray) -> np.ndarray:
+    """The rotation matrix of an xyzw quaternion: its columns are the body's axes."""
+    x, y, z, w = quat
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
