@@ -29,6 +29,7 @@ NODES = {
     "live_view": "meta_robot.nodes.live_view_node:main",
     "success_classifier": "meta_robot.nodes.classifier_node:main",
     "policy_server": "meta_robot.nodes.policy_server_node:main",
+    "executive": "meta_robot.nodes.executive_node:main",
 }
 
 setup(

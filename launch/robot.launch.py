@@ -1,6 +1,6 @@
 """Real workcell: ros2 launch meta_robot robot.launch.py robot_ip:=172.16.0.2
 [realtime_config:=enforce] [camera_serial:=] [namespace:=] [policy:=goal_conditioned_bc]
-[classifier:=success_classifier]
+[classifier:=success_classifier] [executive:=policy/execute_skill]
 
 The same graph as ``meta-robot up robot`` (both read meta_robot.graph). DDS settings are the robot
 computer's own: this launch does not change ROS_DOMAIN_ID or the discovery range.
@@ -10,7 +10,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from meta_robot.graph import learned_skill_nodes, robot_graph
+from meta_robot.graph import executive_node, learned_skill_nodes, robot_graph
 from meta_robot.launch_support import launch_nodes
 
 ARGUMENTS = {
@@ -20,6 +20,7 @@ ARGUMENTS = {
     "namespace": ("", "namespace of the robot's nodes"),
     "policy": ("", "add the policy server with this checkpoint (manifest name or path)"),
     "classifier": ("", "add the success classifier with this checkpoint (manifest name or path)"),
+    "executive": ("", "add the executive, sending skills to this ExecuteSkill action"),
 }
 
 
@@ -32,6 +33,8 @@ def _nodes(context):
         namespace=arg["namespace"],
     )
     specs += learned_skill_nodes(arg["policy"] or None, arg["classifier"] or None, arg["namespace"])
+    if arg["executive"]:
+        specs.append(executive_node(arg["executive"], arg["namespace"]))
     return launch_nodes(specs)
 
 

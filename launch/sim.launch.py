@@ -1,6 +1,6 @@
 """Simulated workcell: ros2 launch meta_robot sim.launch.py [scenario:=default] [seed:=0]
 [real_time_factor:=1.0] [namespace:=] [localhost_only:=true] [policy:=goal_conditioned_bc]
-[classifier:=success_classifier]
+[classifier:=success_classifier] [executive:=policy/execute_skill]
 
 The same graph as ``meta-robot up sim`` (both read meta_robot.graph).
 """
@@ -20,6 +20,7 @@ ARGUMENTS = {
     "localhost_only": ("true", "keep DDS discovery on loopback with a private domain id"),
     "policy": ("", "add the policy server with this checkpoint (manifest name or path)"),
     "classifier": ("", "add the success classifier with this checkpoint (manifest name or path)"),
+    "executive": ("", "add the executive, sending skills to this ExecuteSkill action"),
 }
 
 
@@ -33,6 +34,7 @@ def _nodes(context):
         namespace=arg["namespace"],
         policy=arg["policy"] or None,
         classifier=arg["classifier"] or None,
+        executive=arg["executive"] or None,
     )
     return actions + launch_nodes(specs)
 

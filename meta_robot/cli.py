@@ -2,11 +2,12 @@
 
 meta-robot up sim [--scenario default] [--seed 0] [--real-time-factor 1.0]
 meta-robot up robot --robot-ip 172.16.0.2 [--realtime-config enforce] [--network system]
-meta-robot demo [--out out/demo]
+meta-robot demo [--task fill_drawer] [--skills policy|scripted] [--perturb] [--bringup]
 meta-robot move X Y Z [--gripper 0.08] [--speed 0.15]
 meta-robot record --skill pick [--args red_cube] [--episodes 50] [--out data/episodes]
 meta-robot dataset info|export ...
 meta-robot replay EPISODE_DIR
+meta-robot eval skill NAME | eval task NAME [--perturb] [--skills policy|scripted]
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from meta_robot import __version__
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from meta_robot.graph import data_collection_nodes, learned_skill_nodes, robot_graph, sim_graph
+    from meta_robot.graph import (
+        data_collection_nodes,
+        executive_node,
+        learned_skill_nodes,
+        robot_graph,
+        sim_graph,
+    )
     from meta_robot.launcher import GraphProcesses
     from meta_robot.ros_env import loopback_environment
 
@@ -36,6 +43,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             live_view=args.live_view,
             policy=args.policy,
             classifier=args.classifier,
+            executive=args.executive,
         )
     else:
         if not args.robot_ip:
@@ -45,6 +53,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         specs += learned_skill_nodes(
             args.policy, args.classifier, args.namespace, behind_teleop=args.teleop is not None
         )
+        if args.executive:
+            specs.append(executive_node(args.executive, args.namespace))
     if args.network == "loopback":
         env = loopback_environment(args.domain_id)
         logging.info("DDS on loopback only, ROS_DOMAIN_ID=%s", env["ROS_DOMAIN_ID"])
@@ -65,10 +75,24 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from meta_robot.demo import run_demo
+    if args.bringup:
+        from meta_robot.demo import run_demo
 
-    report = run_demo(Path(args.out), scenario=args.scenario, seed=args.seed)
-    return 0 if report.inside_targets_reached else 1
+        report = run_demo(Path(args.out), scenario=args.scenario or "default", seed=args.seed)
+        return 0 if report.inside_targets_reached else 1
+    from meta_robot.task_evaluation import evaluate_task
+
+    result = evaluate_task(
+        args.task,
+        args.episodes,
+        Path(args.out),
+        skills=args.skills,
+        perturb=args.perturb,
+        seed_start=args.seed,
+        record=True,
+    )
+    print(f"timelines, the episode recording and node logs are in {args.out}/")
+    return 0 if result.episodes else 1
 
 
 def _cmd_move(args: argparse.Namespace) -> int:
@@ -115,6 +139,23 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from meta_robot.evaluation import evaluate_skill
     from meta_robot.skills.registry import load_registry
+
+    if args.what == "task":
+        from meta_robot.task_evaluation import evaluate_task
+
+        for task in args.name:
+            evaluate_task(
+                task,
+                args.episodes,
+                Path(args.out),
+                skills=args.skills,
+                perturb=args.perturb,
+                policy=args.policy,
+                classifier=args.classifier or "success_classifier",
+                seed_start=args.seed_start,
+                record=args.record,
+            )
+        return 0
 
     skills = list(load_registry().skills) if args.name == ["all"] else args.name
     for skill in skills:
@@ -289,13 +330,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", default=None, help="add the policy server with this checkpoint (name or path)"
     )
     up.add_argument("--classifier", default=None, help="add the success classifier (checkpoint name or path)")
+    up.add_argument(
+        "--executive",
+        default=None,
+        metavar="SKILL_ACTION",
+        help="add the executive, running skills on this ExecuteSkill action (e.g. policy/execute_skill)",
+    )
     network_options(up)
     up.set_defaults(func=_cmd_up)
 
-    demo = sub.add_parser("demo", help="simulated bring-up demo: targets, safety refusal, tracking plot")
-    demo.add_argument("--out", default="out/demo", help="folder for the plot and node logs")
-    demo.add_argument("--scenario", default="default")
-    demo.add_argument("--seed", type=int, default=0)
+    demo = sub.add_parser(
+        "demo", help="a long-horizon task in sim with the shipped checkpoints, through every node"
+    )
+    demo.add_argument("--out", default="out/demo", help="folder for the timeline, recording and node logs")
+    demo.add_argument("--task", default="fill_drawer", help="task name from config/tasks.yaml")
+    demo.add_argument("--episodes", type=int, default=1, help="held-out seeds to run")
+    demo.add_argument(
+        "--skills",
+        choices=("policy", "scripted"),
+        default="policy",
+        help="learned skills (policy server) or the privileged scripted operator's",
+    )
+    demo.add_argument("--perturb", action="store_true", help="move objects while the task runs")
+    demo.add_argument("--seed", type=int, default=100_000, help="first seed is this + 1 (held out)")
+    demo.add_argument(
+        "--bringup",
+        action="store_true",
+        help="instead: the bring-up demo (targets, safety refusal, tracking)",
+    )
+    demo.add_argument("--scenario", default=None, help="--bringup: scenario (default: default)")
     demo.set_defaults(func=_cmd_demo)
 
     move = sub.add_parser("move", help="move the TCP to X Y Z (m, base frame) through the safety layer")
@@ -320,8 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "eval", help="success rate of learned skills in sim on held-out seeds, through the graph"
     )
-    ev.add_argument("what", choices=("skill",))
-    ev.add_argument("name", nargs="+", help="registry skill name(s), or 'all'")
+    ev.add_argument("what", choices=("skill", "task"))
+    ev.add_argument(
+        "name", nargs="+", help="registry skill name(s) or 'all'; or task name(s) (config/tasks.yaml)"
+    )
     ev.add_argument("--episodes", type=int, default=50, help="evaluated executions per skill")
     ev.add_argument("--args", nargs="*", default=None, help="skill arguments (default: cycle through all)")
     ev.add_argument("--policy", default="goal_conditioned_bc", help="manifest name or .safetensors path")
@@ -329,6 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed-start", type=int, default=100_000, help="first held-out scenario seed")
     ev.add_argument("--real-time-factor", type=float, default=1.0, help="0 = as fast as possible (sim time)")
     ev.add_argument("--out", default="out/eval", help="results, plots and node logs")
+    ev.add_argument("--perturb", action="store_true", help="task: move objects while the task runs")
+    ev.add_argument(
+        "--skills",
+        choices=("policy", "scripted"),
+        default="policy",
+        help="task: learned skills (policy server) or the privileged scripted operator's",
+    )
+    ev.add_argument("--record", action="store_true", help="task: record every episode (rosbag2 MCAP)")
     ev.set_defaults(func=_cmd_eval)
 
     ship = sub.add_parser(

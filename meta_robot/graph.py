@@ -51,6 +51,7 @@ def sim_graph(
     live_view: bool = False,
     policy: str | None = None,
     classifier: str | None = None,
+    executive: str | None = None,
 ) -> list[NodeSpec]:
     """The simulated workcell: the MuJoCo sim bridge stands in for the camera and the driver.
 
@@ -58,7 +59,8 @@ def sim_graph(
     nodes: a teleop node on ``teleop_device`` (``topic`` when the scripted operator drives it), the
     scripted operator, a recorder writing episodes under ``recorder_dir``, the live view, the policy
     server serving ``policy`` and the success classifier running ``classifier`` (checkpoint names
-    from the manifest, or paths).
+    from the manifest, or paths), and the executive sending skills to the ``executive`` action
+    (``policy/execute_skill``, or ``scripted_operator/execute_skill`` for privileged scripted skills).
     """
     use_sim_time = real_time_factor <= 0.0
     specs = [
@@ -83,7 +85,23 @@ def sim_graph(
         teleop_device, recorder_dir, live_view, namespace, use_sim_time, seed if scripted_operator else None
     )
     specs += learned_skill_nodes(policy, classifier, namespace, use_sim_time, teleop_device is not None)
+    if executive is not None:
+        specs.append(executive_node(executive, namespace, use_sim_time))
     return specs
+
+
+def executive_node(
+    skill_action: str = "policy/execute_skill", namespace: str = "", use_sim_time: bool = False
+) -> NodeSpec:
+    """The executive and its planner: the same on the robot and in sim."""
+    return NodeSpec(
+        name="executive",
+        executable="executive",
+        module="meta_robot.nodes.executive_node",
+        params_files=("executive.yaml",),
+        parameters={"skill_action": skill_action, "use_sim_time": use_sim_time},
+        namespace=namespace,
+    )
 
 
 def data_collection_nodes(

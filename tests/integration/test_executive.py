@@ -1,0 +1,128 @@
+"""The executive in the sim graph: planner, classifier state, skills over ExecuteSkill, as processes.
+
+Skills are the scripted operator's (privileged, reliable) so that what is tested is the executive:
+it plans from the shipped success classifier's estimates, retries a pick that the classifier saw
+fail (the object is snatched from the hand as it is lifted), replans when an object it stored is
+taken back out, stops on e-stop, and refuses bad goals with a clear message and the arm idle.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from meta_robot_interfaces.action import ExecuteTask
+from meta_robot_interfaces.msg import SkillStatus
+from std_srvs.srv import Trigger
+
+from meta_robot.evaluation import Referee
+from meta_robot.graph import sim_graph
+from meta_robot.launcher import GraphProcesses
+from meta_robot.nodes.background import BackgroundNode
+from meta_robot.skills.registry import load_registry
+from meta_robot.skills.world import Grounding
+from meta_robot.task_evaluation import Perturber, TaskSession
+
+pytestmark = pytest.mark.integration
+NS = f"executive_test_{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    env = dict(os.environ)
+    env.setdefault("MUJOCO_GL", "egl")
+    specs = sim_graph(
+        "drawer_open",
+        seed=3,
+        namespace=NS,
+        bridge_parameters={"camera_rate": 10.0},
+        scripted_operator=True,
+        classifier="success_classifier",
+        executive="scripted_operator/execute_skill",
+    )
+    with GraphProcesses(specs, env, log_dir=tmp_path_factory.mktemp("logs")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ros(graph):
+    with BackgroundNode("executive_test", namespace=NS) as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def session(graph, ros):
+    return TaskSession(ros, graph, recorder=False)
+
+
+@pytest.fixture(scope="module")
+def referee(ros):
+    return Referee(ros, Grounding(load_registry()))
+
+
+def start(session: TaskSession, referee: Referee, seed: int) -> None:
+    session.reset("drawer_open", seed)
+    deadline = time.monotonic() + 30
+    time.sleep(1.0)
+    while referee.world() is None:
+        assert time.monotonic() < deadline, "no privileged state from the sim bridge"
+        time.sleep(0.1)
+
+
+def test_retries_a_failed_pick_and_replans_after_a_stored_object_is_taken_out(session, referee, ros):
+    start(session, referee, 12)
+    perturber = Perturber(ros, referee, np.random.default_rng(0))
+    session.on_step = perturber.on_step
+    perturber.start_episode()
+    goal = ExecuteTask.Goal(goal="(and (in_drawer red_cube) (in_drawer blue_bar))")
+    try:
+        result, steps, _ = session.run(goal, seed=12, timeout=400.0)
+    finally:
+        session.on_step = lambda msg: None
+    names = [s.skill for s in steps]
+    assert result.success, (result.message, names, perturber.done)
+    assert len(perturber.done) == 2, perturber.done
+    assert result.retries >= 1 and result.replans >= 1, (result.retries, result.replans, names)
+    assert names[0].startswith("pick(") and names[0] == names[1] and not steps[0].verified
+    world = referee.world()
+    grounding = Grounding(load_registry())
+    assert grounding.in_drawer(world, "red_cube") and grounding.in_drawer(world, "blue_bar")
+
+
+def test_bad_goals_are_refused_with_a_clear_message_and_no_skill_runs(session, referee):
+    start(session, referee, 13)
+    for goal, words in (
+        (ExecuteTask.Goal(goal="(in_drawer purple_cube)"), ["purple_cube", "known objects"]),
+        (ExecuteTask.Goal(goal="(levitating red_cube)"), ["levitating", "known predicates"]),
+        (ExecuteTask.Goal(task="make_coffee"), ["make_coffee", "fill_drawer"]),
+        (ExecuteTask.Goal(goal="(and (in_drawer red_cube) (on_shelf red_cube))"), ["unsatisfiable"]),
+    ):
+        result, steps, _ = session.run(goal, seed=13, timeout=60.0)
+        assert not result.success and steps == [] and result.skills_executed == 0
+        for word in words:
+            assert word in result.message, (word, result.message)
+
+
+def test_an_estop_stops_the_task_and_the_running_skill(session, referee, ros):
+    start(session, referee, 14)
+    estop = ros.node.create_client(Trigger, "safety/estop")
+    reset = ros.node.create_client(Trigger, "safety/reset_estop")
+    assert estop.wait_for_service(timeout_sec=10) and reset.wait_for_service(timeout_sec=10)
+
+    def on_step(msg: SkillStatus) -> None:
+        if msg.state == SkillStatus.RUNNING:
+            estop.call_async(Trigger.Request())
+
+    session.on_step = on_step
+    try:
+        result, steps, _ = session.run(ExecuteTask.Goal(goal="(in_drawer blue_bar)"), seed=14, timeout=120.0)
+    finally:
+        session.on_step = lambda msg: None
+        future = reset.call_async(Trigger.Request())
+        deadline = time.monotonic() + 10
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert not result.success and "e-stop" in result.message, result.message
+    assert len(steps) == 1 and not steps[0].verified
