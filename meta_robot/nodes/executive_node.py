@@ -46,7 +46,7 @@ from meta_robot.planning.executive import (
 )
 from meta_robot.planning.planner import Planner
 from meta_robot.planning.state_estimation import PredicateFrame, StateEstimate, StateEstimator
-from meta_robot.planning.symbolic import PlanningError, all_atoms
+from meta_robot.planning.symbolic import PlanningError, all_atoms, parse_atom
 from meta_robot.planning.tasks import load_tasks, resolve_task
 from meta_robot.skills.registry import GroundSkill, RegistryError, load_registry
 
@@ -76,6 +76,8 @@ class ExecutiveNode(Node):
         self.declare_parameter("skill_grace", 15.0)
         self.declare_parameter("registry", "")
         self.declare_parameter("tasks", "")
+        self.declare_parameter("place_predicates", ["holding", "on_desk", "in_drawer", "on_shelf"])
+        self.declare_parameter("exclusive_atoms", ["(drawer_open)", "(drawer_closed)"])
         self.registry = load_registry(self.get_parameter("registry").value or None)
         self.tasks = load_tasks(self.registry, self.get_parameter("tasks").value or None)
         self.planner = Planner(
@@ -83,7 +85,13 @@ class ExecutiveNode(Node):
             str(self.get_parameter("planner").value),
             float(self.get_parameter("planning_time_limit").value),
         )
-        self.estimator = StateEstimator(int(self.get_parameter("state_window").value))
+        places = [str(p) for p in self.get_parameter("place_predicates").value]
+        unknown = [p for p in places if p not in self.registry.predicates]
+        if unknown:
+            raise ValueError(f"place_predicates {unknown} are not predicates of the registry")
+        one_of = [[(p, obj) for p in places] for obj in self.registry.types.get("object", ())]
+        one_of.append([parse_atom(a) for a in self.get_parameter("exclusive_atoms").value])
+        self.estimator = StateEstimator(int(self.get_parameter("state_window").value), one_of)
         self.state_timeout = float(self.get_parameter("state_timeout").value)
         self.skill_grace = float(self.get_parameter("skill_grace").value)
         self.default_budgets = Budgets(

@@ -65,8 +65,14 @@ class StateEstimate:
         return ", ".join(f"{atom_text(a)} {self.confidence.get(a, float('nan')):.2f}" for a in chosen)
 
 
-def decide(frames: Sequence[PredicateFrame]) -> StateEstimate:
-    """Majority vote per atom over ``frames`` (at least one)."""
+def decide(frames: Sequence[PredicateFrame], one_of: Sequence[Sequence[Atom]] = ()) -> StateEstimate:
+    """Majority vote per atom over ``frames`` (at least one).
+
+    ``one_of`` lists groups of atoms of which exactly one is true in any real state (an object is
+    held, on the desk, in the drawer or on the shelf). Thresholds calibrated for a low false-positive
+    rate can leave every atom of a group undecided (an object where the training data seldom put it);
+    then the group's most likely atom is taken, if its mean probability is at least 0.5.
+    """
     if not frames:
         raise ValueError("a state estimate needs at least one classifier frame")
     atoms = frames[-1].probabilities.keys()
@@ -80,6 +86,12 @@ def decide(frames: Sequence[PredicateFrame]) -> StateEstimate:
             unknown.add(atom)
         elif 2 * sum(bool(d) for d in decisions) > len(decisions):
             true.add(atom)
+    for group in one_of:
+        present = [a for a in group if a in confidence]
+        if present and not true.intersection(present):
+            best = max(present, key=confidence.__getitem__)
+            if confidence[best] >= 0.5:
+                true.add(best)
     return StateEstimate(frozenset(true), confidence, frozenset(unknown), len(frames))
 
 
@@ -90,10 +102,11 @@ class StateEstimator:
     enough fresh ones.
     """
 
-    def __init__(self, window: int = 5) -> None:
+    def __init__(self, window: int = 5, one_of: Sequence[Sequence[Atom]] = ()) -> None:
         if window < 1:
             raise ValueError(f"state estimation window must be at least 1 frame, got {window}")
         self.window = window
+        self.one_of = [tuple(group) for group in one_of]
         self._frames: deque[PredicateFrame] = deque(maxlen=window)
         self._count = 0
         self._changed = threading.Condition()
@@ -122,4 +135,4 @@ class StateEstimator:
                     f"the success classifier delivered {self._count - start} of {self.window} fresh "
                     f"predicate estimates in {timeout:.1f} s (is classifier/predicates published?)"
                 )
-            return decide(list(self._frames))
+            return decide(list(self._frames), self.one_of)

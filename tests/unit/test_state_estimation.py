@@ -61,3 +61,13 @@ def test_wait_fails_clearly_when_the_classifier_is_silent():
     estimator.add(frame(True, False))
     with pytest.raises(TimeoutError, match="0 of 3 fresh predicate estimates"):
         estimator.wait(timeout=0.05)
+
+
+def test_an_object_placed_nowhere_takes_its_most_likely_place():
+    atoms = ["(on_desk red_cube)", "(in_drawer red_cube)", "(holding red_cube)"]
+    undecided = PredicateFrame.from_lists(atoms, [0.9, 0.3, 0.05], [0.95, 0.5, 0.5], [False, False, False])
+    groups = [[("holding", "red_cube"), ("on_desk", "red_cube"), ("in_drawer", "red_cube")]]
+    assert decide([undecided]).atoms == frozenset()
+    assert decide([undecided], groups).atoms == {("on_desk", "red_cube")}
+    unlikely = PredicateFrame.from_lists(atoms, [0.4, 0.3, 0.05], [0.95, 0.5, 0.5], [False, False, False])
+    assert decide([unlikely], groups).atoms == frozenset()
