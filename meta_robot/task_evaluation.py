@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 SKILL_ACTIONS = {"policy": "policy/execute_skill", "scripted": "scripted_operator/execute_skill"}
 STATE_NAMES = {getattr(SkillStatus, n): n.lower() for n in ("RUNNING", "SUCCEEDED", "FAILED")}
 LIFTED_BY = 0.03  # m above its resting height: the pick has grasped the object and is lifting it
+TAKE_OUT_AFTER_S = 1.0  # into the skill after a placement
 
 
 @dataclass
@@ -108,33 +109,60 @@ class TaskEvalReport:
 
 class Perturber:
     """Simulates a person interfering, once per kind per episode, driven by the executive's step
-    stream: snatch the object of the first pick out of the hand as it is lifted and drop it back on
-    the desk a few cm away (the classifiers see the pick fail: a retry), and take the first object
-    put away back out onto the desk where it started (the plan no longer holds: a replan)."""
+    stream: snatch the object of the first pick (of ``snatch`` objects, default any) out of the hand
+    as it is lifted and drop it back on the desk a few cm away (the classifiers see the pick fail: a
+    retry), and, while the next skill runs, take the first object put away back out onto the desk
+    where it started (the plan no longer holds once that skill ends: a replan)."""
 
-    def __init__(self, ros: BackgroundNode, referee: Referee, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        ros: BackgroundNode,
+        referee: Referee,
+        rng: np.random.Generator,
+        snatch: Collection[str] | None = None,
+        take_out: bool = True,
+    ) -> None:
         self.client = ros.node.create_client(PerturbObject, "sim/perturb")
         self.referee = referee
         self.rng = rng
+        self.snatch = None if snatch is None else set(snatch)
+        self.take_out = take_out
         self.done: list[str] = []
         self._snatched = self._unstored = False
+        self._stored: str | None = None  # put away, to be taken out during the next skill
         self._running: str | None = None
         self._home: dict[str, np.ndarray] = {}
 
     def start_episode(self) -> None:
         self.done.clear()
         self._snatched = self._unstored = False
+        self._stored = None
         world = self.referee.world()
         self._home = {k: np.asarray(v, dtype=float) for k, v in (world.objects.items() if world else [])}
 
     def on_step(self, msg: SkillStatus) -> None:
         self._running = msg.skill if msg.state == SkillStatus.RUNNING else None
-        if msg.state == SkillStatus.RUNNING and msg.skill == "pick" and not self._snatched:
+        running = msg.state == SkillStatus.RUNNING
+        obj = msg.arguments[0] if msg.arguments else ""
+        if (
+            running
+            and msg.skill == "pick"
+            and not self._snatched
+            and (self.snatch is None or obj in self.snatch)
+        ):
             self._snatched = True
-            threading.Thread(target=self._snatch, args=(msg.arguments[0],), daemon=True).start()
-        elif msg.state == SkillStatus.SUCCEEDED and msg.skill.startswith("place") and not self._unstored:
+            threading.Thread(target=self._snatch, args=(obj,), daemon=True).start()
+        elif running and self._stored is not None:  # not during a snatched pick: one upset per skill
+            threading.Timer(TAKE_OUT_AFTER_S, self._take_out, args=(self._stored,)).start()
+            self._stored = None
+        if (
+            msg.state == SkillStatus.SUCCEEDED
+            and msg.skill.startswith("place")
+            and self.take_out
+            and not self._unstored
+        ):
             self._unstored = True
-            self._take_out(msg.arguments[0])
+            self._stored = obj
 
     def _snatch(self, name: str) -> None:
         """Wait until ``name`` is lifted LIFTED_BY above where it lay, then drop it beside its spot."""

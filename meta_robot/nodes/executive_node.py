@@ -45,7 +45,7 @@ from meta_robot.planning.executive import (
     SkillOutcome,
 )
 from meta_robot.planning.planner import Planner
-from meta_robot.planning.state_estimation import PredicateFrame, StateEstimate, StateEstimator
+from meta_robot.planning.state_estimation import Occlusion, PredicateFrame, StateEstimate, StateEstimator
 from meta_robot.planning.symbolic import PlanningError, all_atoms, parse_atom
 from meta_robot.planning.tasks import load_tasks, resolve_task
 from meta_robot.skills.registry import GroundSkill, RegistryError, load_registry
@@ -78,6 +78,7 @@ class ExecutiveNode(Node):
         self.declare_parameter("tasks", "")
         self.declare_parameter("place_predicates", ["holding", "on_desk", "in_drawer", "on_shelf"])
         self.declare_parameter("exclusive_atoms", ["(drawer_open)", "(drawer_closed)"])
+        self.declare_parameter("occlusions", ["(drawer_closed) hides in_drawer"])
         self.registry = load_registry(self.get_parameter("registry").value or None)
         self.tasks = load_tasks(self.registry, self.get_parameter("tasks").value or None)
         self.planner = Planner(
@@ -91,7 +92,8 @@ class ExecutiveNode(Node):
             raise ValueError(f"place_predicates {unknown} are not predicates of the registry")
         one_of = [[(p, obj) for p in places] for obj in self.registry.types.get("object", ())]
         one_of.append([parse_atom(a) for a in self.get_parameter("exclusive_atoms").value])
-        self.estimator = StateEstimator(int(self.get_parameter("state_window").value), one_of)
+        occlusions = [Occlusion.parse(str(o)) for o in self.get_parameter("occlusions").value]
+        self.estimator = StateEstimator(int(self.get_parameter("state_window").value), one_of, occlusions)
         self.state_timeout = float(self.get_parameter("state_timeout").value)
         self.skill_grace = float(self.get_parameter("skill_grace").value)
         self.default_budgets = Budgets(
@@ -192,6 +194,7 @@ class ExecutiveNode(Node):
         if name in self.tasks:
             budgets = Budgets(self.tasks[name].max_skills, budgets.max_replans)
         self.get_logger().info(f"task {name}: goal {goal}; budget {budgets.max_skills} skill executions")
+        self.estimator.forget()
         executive = Executive(
             plan=self.planner.plan,
             run_skill=self._run_skill,
@@ -205,12 +208,15 @@ class ExecutiveNode(Node):
         result.skills_executed = report.skills_executed
         result.retries = report.retries
         result.replans = report.replans
-        log = self.get_logger().info if report.success else self.get_logger().error
-        log(
+        summary = (
             f"task {name}: {'succeeded' if report.success else 'FAILED'} after {report.skills_executed} "
             f"skills, {report.retries} retries, {report.replans} replans, {report.seconds:.1f} s: "
             f"{report.message}"
         )
+        if report.success:  # one severity per call site: rclpy refuses to mix them
+            self.get_logger().info(summary)
+        else:
+            self.get_logger().error(summary)
         if report.success:
             handle.succeed()
         elif handle.is_cancel_requested:

@@ -5,7 +5,8 @@ frame is noisy near a threshold, so an atom is decided over a window of consecut
 it held on more than half of them. Frames are counted by arrival, so "the state after this skill"
 means frames that arrived after the skill ended, whatever clock stamped them. Atoms the classifier
 has no calibrated threshold for are unknown; the planner's closed world takes them as false, and the
-estimate lists them so a log says so.
+estimate lists them so a log says so. What the camera cannot see (the contents of a closed drawer)
+keeps the belief from before it was hidden.
 """
 
 from __future__ import annotations
@@ -95,6 +96,50 @@ def decide(frames: Sequence[PredicateFrame], one_of: Sequence[Sequence[Atom]] = 
     return StateEstimate(frozenset(true), confidence, frozenset(unknown), len(frames))
 
 
+@dataclass(frozen=True)
+class Occlusion:
+    """While ``when`` holds, ``hidden`` atoms cannot be seen (the contents of a closed drawer): the
+    camera's verdict on them is ignored and the belief from before stands."""
+
+    when: Atom  # e.g. ("drawer_closed",)
+    hidden: str  # a predicate, e.g. "in_drawer"
+
+    @classmethod
+    def parse(cls, text: str) -> Occlusion:
+        """``"(drawer_closed) hides in_drawer"``."""
+        when, sep, hidden = text.partition(" hides ")
+        if not sep or not hidden.strip():
+            raise ValueError(f"'{text}' is not an occlusion like '(drawer_closed) hides in_drawer'")
+        return cls(parse_atom(when), hidden.strip())
+
+
+def persist_hidden(
+    estimate: StateEstimate,
+    belief: frozenset[Atom] | None,
+    occlusions: Sequence[Occlusion],
+    one_of: Sequence[Sequence[Atom]] = (),
+) -> StateEstimate:
+    """``estimate`` with the believed hidden atoms kept while their occluder holds.
+
+    An object believed in the drawer stays there once the drawer is closed, whatever the camera,
+    which cannot see it, suggests; its other exclusive atoms (on the desk, held) are dropped.
+    """
+    if belief is None:
+        return estimate
+    atoms = set(estimate.atoms)
+    for occlusion in occlusions:
+        if occlusion.when not in atoms:
+            continue
+        for kept in (a for a in belief if a[0] == occlusion.hidden):
+            for group in one_of:
+                if kept in group:
+                    atoms.difference_update(group)
+            atoms.add(kept)
+    if atoms == estimate.atoms:
+        return estimate
+    return StateEstimate(frozenset(atoms), estimate.confidence, estimate.unknown, estimate.frames)
+
+
 class StateEstimator:
     """Keeps the newest classifier frames (filled by a ROS callback) and decides the state on demand.
 
@@ -102,11 +147,18 @@ class StateEstimator:
     enough fresh ones.
     """
 
-    def __init__(self, window: int = 5, one_of: Sequence[Sequence[Atom]] = ()) -> None:
+    def __init__(
+        self,
+        window: int = 5,
+        one_of: Sequence[Sequence[Atom]] = (),
+        occlusions: Sequence[Occlusion] = (),
+    ) -> None:
         if window < 1:
             raise ValueError(f"state estimation window must be at least 1 frame, got {window}")
         self.window = window
         self.one_of = [tuple(group) for group in one_of]
+        self.occlusions = list(occlusions)
+        self._belief: frozenset[Atom] | None = None
         self._frames: deque[PredicateFrame] = deque(maxlen=window)
         self._count = 0
         self._changed = threading.Condition()
@@ -135,4 +187,12 @@ class StateEstimator:
                     f"the success classifier delivered {self._count - start} of {self.window} fresh "
                     f"predicate estimates in {timeout:.1f} s (is classifier/predicates published?)"
                 )
-            return decide(list(self._frames), self.one_of)
+            estimate = decide(list(self._frames), self.one_of)
+            estimate = persist_hidden(estimate, self._belief, self.occlusions, self.one_of)
+            self._belief = estimate.atoms
+            return estimate
+
+    def forget(self) -> None:
+        """Start a new task from what is seen (a reset scene has no history)."""
+        with self._changed:
+            self._belief = None

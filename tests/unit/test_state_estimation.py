@@ -71,3 +71,18 @@ def test_an_object_placed_nowhere_takes_its_most_likely_place():
     assert decide([undecided], groups).atoms == {("on_desk", "red_cube")}
     unlikely = PredicateFrame.from_lists(atoms, [0.4, 0.3, 0.05], [0.95, 0.5, 0.5], [False, False, False])
     assert decide([unlikely], groups).atoms == frozenset()
+
+
+def test_an_object_in_a_closed_drawer_stays_there_whatever_the_camera_suggests():
+    from meta_robot.planning.state_estimation import Occlusion, StateEstimate, persist_hidden
+
+    closes = Occlusion.parse("(drawer_closed) hides in_drawer")
+    group = [("holding", "red_cube"), ("on_desk", "red_cube"), ("in_drawer", "red_cube")]
+    before = frozenset({("drawer_open",), ("in_drawer", "red_cube")})
+    seen = StateEstimate(frozenset({("drawer_closed",), ("on_desk", "red_cube")}), {}, frozenset(), 5)
+    kept = persist_hidden(seen, before, [closes], [group])
+    assert kept.atoms == {("drawer_closed",), ("in_drawer", "red_cube")}
+    opened = StateEstimate(frozenset({("drawer_open",), ("on_desk", "red_cube")}), {}, frozenset(), 5)
+    assert persist_hidden(opened, before, [closes], [group]) is opened  # visible again: the camera wins
+    with pytest.raises(ValueError, match="is not an occlusion"):
+        Occlusion.parse("(drawer_closed) in_drawer")
