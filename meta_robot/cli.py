@@ -122,6 +122,16 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from meta_robot.data_collection import record
     from meta_robot.skills.registry import load_registry
 
+    if args.task:
+        from meta_robot.task_recording import record_tasks
+
+        task_reports = record_tasks(
+            args.task, args.episodes, Path(args.out), seed_start=args.seed_start, camera_rate=args.camera_rate
+        )
+        return 0 if all(r.episodes for r in task_reports) else 1
+    if not args.skill:
+        raise SystemExit("error: record needs --skill NAME... or --task NAME...")
+
     skills = list(load_registry().skills) if args.skill == ["all"] else args.skill
     reports = record(
         skills,
@@ -151,7 +161,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 skills=args.skills,
                 perturb=args.perturb,
                 policy=args.policy,
-                classifier=args.classifier or "success_classifier",
+                classifier=args.classifier or "success_classifier_tasks",
                 seed_start=args.seed_start,
                 record=args.record,
             )
@@ -245,7 +255,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "classifier":
         from meta_robot.learning.train_classifier import train_classifier
 
-        result = train_classifier(Path(args.data), Path(args.out or "out/classifier"), **common)
+        result = train_classifier(
+            Path(args.data), Path(args.out or "out/classifier"), init_from=args.init_from, **common
+        )
     else:
         from meta_robot.learning.train_policy import train_policy
 
@@ -370,7 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     move.set_defaults(func=_cmd_move)
 
     rec = sub.add_parser("record", help="record scripted demonstrations of skills in sim through the graph")
-    rec.add_argument("--skill", nargs="+", required=True, help="registry skill name(s), or 'all'")
+    rec.add_argument("--skill", nargs="+", default=None, help="registry skill name(s), or 'all'")
+    rec.add_argument(
+        "--task", nargs="+", default=None, help="instead: whole tasks (config/tasks.yaml), one per episode"
+    )
     rec.add_argument("--args", nargs="*", default=None, help="skill arguments (default: cycle through all)")
     rec.add_argument("--episodes", type=int, default=50, help="recorded episodes per skill")
     rec.add_argument("--out", default="data/episodes", help="episode folder")
@@ -449,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     train.add_argument("--fresh", action="store_true", help="do not resume from the folder's checkpoint")
+    train.add_argument(
+        "--init-from", default=None, help="classifier: fine-tune this one (manifest name or path)"
+    )
     train.set_defaults(func=_cmd_train)
 
     teleop = sub.add_parser("teleop", help="drive the arm from a device (keyboard in this terminal)")

@@ -140,9 +140,14 @@ class RecordSession:
             time.sleep(0.02)
         return result_future.result().result
 
-    def start_episode(self, skill: GroundSkill, seed: int, task: str) -> str:
+    def start_episode(self, skill: GroundSkill | None, seed: int, task: str) -> str:
+        """Open an episode of ``skill`` (None: a whole task, several skills)."""
         request = StartEpisode.Request(
-            task=task, skill=skill.name, arguments=list(skill.arguments), seed=seed, operator_name="scripted"
+            task=task,
+            skill=skill.name if skill else "",
+            arguments=list(skill.arguments) if skill else [],
+            seed=seed,
+            operator_name="scripted",
         )
         response = self._call(self.start_client, request)
         if not response.success:

@@ -27,10 +27,13 @@ import torch
 import yaml
 from torch.nn import functional as F  # noqa: N812
 
+from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 from meta_robot.learning.classifier import (
     WEIGHTS_FILE,
     ClassifierConfig,
+    LoadedClassifier,
     PredicateClassifier,
+    load_classifier,
     predict_probabilities,
     save_classifier,
 )
@@ -191,8 +194,13 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool = True,
     command: str | None = None,
+    init_from: LoadedClassifier | None = None,
 ) -> TrainResult:
-    """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``."""
+    """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``.
+
+    ``init_from`` fine-tunes a trained classifier (its architecture and state normalisation) instead
+    of starting from random weights: new scenes are added without forgetting the old ones quickly.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = training_device(device)
@@ -209,11 +217,22 @@ def fit(
     by_id = {e.episode_id: e for e in dataset.episodes}
     parts = {name: concatenate([by_id[i] for i in ids], dataset.atoms) for name, ids in asdict(split).items()}
     train = parts["train"]
-    model_config = ClassifierConfig(
-        atoms=dataset.atoms, image_size=dataset.image_size, **dict(model_options or {})
-    )
+    if init_from is not None:
+        model_config = init_from.model.config
+        if tuple(model_config.atoms) != tuple(dataset.atoms) or tuple(model_config.image_size) != tuple(
+            dataset.image_size
+        ):
+            raise ValueError(
+                f"cannot fine-tune {init_from.path}: it was trained for {len(model_config.atoms)} atoms at "
+                f"{model_config.image_size}, the data has {len(dataset.atoms)} atoms at {dataset.image_size}"
+            )
+    else:
+        model_config = ClassifierConfig(
+            atoms=dataset.atoms, image_size=dataset.image_size, **dict(model_options or {})
+        )
     run_fingerprint = fingerprint(
         {
+            "init_from": str(init_from.path) if init_from is not None else None,
             "model": model_config.to_dict(),
             "settings": {**asdict(settings), "epochs": None},
             "split": asdict(split),
@@ -222,8 +241,11 @@ def fit(
     )
 
     torch.manual_seed(settings.seed)
-    model = PredicateClassifier(model_config)
-    model.set_state_normalisation(train.state.mean(0), train.state.std(0))
+    if init_from is not None:
+        model = init_from.model
+    else:
+        model = PredicateClassifier(model_config)
+        model.set_state_normalisation(train.state.mean(0), train.state.std(0))
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     held_out = concatenate([by_id[i] for i in split.calibration + split.test], dataset.atoms)
@@ -320,11 +342,13 @@ def train_classifier(
     progress: bool = True,
     command: str | None = None,
     num_threads: int | None = None,
+    init_from: str | None = None,
 ) -> TrainResult:
     """``meta-robot train classifier``: load (and cache) the episodes under ``root``, train, calibrate,
     and write the outputs to ``out_dir`` (see the module docstring). Reruns resume from
     ``out_dir/checkpoint.safetensors`` unless ``resume`` is False. ``num_threads`` sets torch's CPU
-    threads (1 is fastest on a machine busy with other work)."""
+    threads (1 is fastest on a machine busy with other work). ``init_from`` (a manifest name or a
+    path) fine-tunes that classifier."""
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     dataset = load_dataset(root, fps=fps, image_size=tuple(image_size), skills=skills, progress=progress)
@@ -345,4 +369,5 @@ def train_classifier(
         device=device,
         progress=progress,
         command=command,
+        init_from=load_classifier(resolve_checkpoint(init_from, "classifier")) if init_from else None,
     )

@@ -78,6 +78,7 @@ class ExecutiveNode(Node):
         self.declare_parameter("tasks", "")
         self.declare_parameter("place_predicates", ["holding", "on_desk", "in_drawer", "on_shelf"])
         self.declare_parameter("exclusive_atoms", ["(drawer_open)", "(drawer_closed)"])
+        self.declare_parameter("hand_atoms", ["(hand_empty)", "(holding ?object)"])
         self.declare_parameter("occlusions", ["(drawer_closed) hides in_drawer"])
         self.registry = load_registry(self.get_parameter("registry").value or None)
         self.tasks = load_tasks(self.registry, self.get_parameter("tasks").value or None)
@@ -92,6 +93,7 @@ class ExecutiveNode(Node):
             raise ValueError(f"place_predicates {unknown} are not predicates of the registry")
         one_of = [[(p, obj) for p in places] for obj in self.registry.types.get("object", ())]
         one_of.append([parse_atom(a) for a in self.get_parameter("exclusive_atoms").value])
+        one_of.append(self._ground_all(self.get_parameter("hand_atoms").value))
         occlusions = [Occlusion.parse(str(o)) for o in self.get_parameter("occlusions").value]
         self.estimator = StateEstimator(int(self.get_parameter("state_window").value), one_of, occlusions)
         self.state_timeout = float(self.get_parameter("state_timeout").value)
@@ -130,6 +132,18 @@ class ExecutiveNode(Node):
             f"{self.resolve_topic_name(skill_action)}; state from classifier/predicates "
             f"(window {self.estimator.window} frames)"
         )
+
+    def _ground_all(self, texts) -> list:
+        """``(holding ?object)`` -> one atom per object of that type; plain atoms as they are."""
+        atoms = []
+        for text in texts:
+            head, *args = str(text).strip("() ").split()
+            combos: list[tuple[str, ...]] = [()]
+            for arg in args:
+                values = self.registry.types[arg[1:]] if arg.startswith("?") else (arg,)
+                combos = [c + (v,) for c in combos for v in values]
+            atoms += [(head, *c) for c in combos]
+        return atoms
 
     def _warm_up(self) -> str:
         """Plan one task from a tidy start so the planner's import and first search are paid before

@@ -72,7 +72,8 @@ def decide(frames: Sequence[PredicateFrame], one_of: Sequence[Sequence[Atom]] = 
     ``one_of`` lists groups of atoms of which exactly one is true in any real state (an object is
     held, on the desk, in the drawer or on the shelf). Thresholds calibrated for a low false-positive
     rate can leave every atom of a group undecided (an object where the training data seldom put it);
-    then the group's most likely atom is taken, if its mean probability is at least 0.5.
+    then the group's most likely atom is taken: the object is somewhere, and a wrong guess costs one
+    failed skill, which the executive sees and answers, where no guess makes every goal unreachable.
     """
     if not frames:
         raise ValueError("a state estimate needs at least one classifier frame")
@@ -90,9 +91,7 @@ def decide(frames: Sequence[PredicateFrame], one_of: Sequence[Sequence[Atom]] = 
     for group in one_of:
         present = [a for a in group if a in confidence]
         if present and not true.intersection(present):
-            best = max(present, key=confidence.__getitem__)
-            if confidence[best] >= 0.5:
-                true.add(best)
+            true.add(max(present, key=confidence.__getitem__))
     return StateEstimate(frozenset(true), confidence, frozenset(unknown), len(frames))
 
 

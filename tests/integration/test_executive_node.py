@@ -41,7 +41,7 @@ def graph(tmp_path_factory):
         namespace=NS,
         bridge_parameters={"camera_rate": 10.0},
         scripted_operator=True,
-        classifier="success_classifier",
+        classifier="success_classifier_tasks",
         executive="scripted_operator/execute_skill",
     )
     with GraphProcesses(specs, env, log_dir=tmp_path_factory.mktemp("logs")) as running:
@@ -99,11 +99,6 @@ def test_a_pick_the_classifier_saw_fail_is_retried(session, referee, ros):
     assert result.retries == 1 and result.replans == 0 and "holding red_cube" in truth
 
 
-@pytest.mark.skip(
-    reason="blocked (issue 5 note): the executive does replan here, but the shipped classifier then "
-    "misreads the cube in the open drawer as on the desk after the next skill, and the task ends on a "
-    "wrong state; replanning is tested against a symbolic world in tests/unit/test_executive.py"
-)
 def test_an_object_taken_back_out_makes_the_executive_replan(session, referee, ros):
     """The first object put away is taken back out while the next skill runs: the rest of the plan no
     longer reaches the goal, so the executive plans again from what it sees. One object per

@@ -55,3 +55,19 @@ def test_recorded_demonstration_reads_back_exports_and_replays(tmp_path):
     replayed = replay_episode(episode.path, log_dir=tmp_path / "replay_logs")
     assert replayed.commands == counts["/robot_command"]
     assert replayed.final_error < 0.02, str(replayed)
+
+
+def test_a_whole_task_is_recorded_as_one_episode_of_several_skills(tmp_path):
+    """``meta-robot record --task``: the plan's skills run one after another in one episode, whose
+    metadata names the task and whose outcome is the goal judged on privileged state."""
+    from meta_robot.task_recording import record_tasks
+
+    out = tmp_path / "tasks"
+    (report,) = record_tasks(
+        ["close_up"], 1, out, camera_rate=10.0, progress=False, log_dir=tmp_path / "logs"
+    )
+    assert report.episodes == 1 and report.successes == 1 and report.skills == 5, report
+    (episode,) = list_episodes(out)
+    meta = yaml.safe_load((episode.path / "episode.yaml").read_text())
+    assert (meta["task"], meta["skill"], meta["outcome"]) == ("close_up", "", "success")
+    assert check_episode(episode).ok

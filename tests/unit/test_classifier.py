@@ -464,3 +464,46 @@ def test_recorded_episodes_are_labelled_cached_and_trainable(tmp_path) -> None:
     record = yaml.safe_load((tmp_path / "out" / CONFIG_FILE).read_text())
     assert record["data"]["root"] == str(root)
     assert result.metrics["atoms"]["(drawer_open)"]["calibration"]["positives"] > 0
+
+
+def test_fine_tuning_starts_from_the_given_classifier_and_refuses_one_that_does_not_fit(tmp_path) -> None:
+    data = _synthetic_dataset()
+    base = fit(
+        data,
+        tmp_path / "base",
+        TrainSettings(epochs=2, seed=5, batch_size=16, lr=3e-3),
+        SMALL,
+        device="cpu",
+        progress=False,
+    )
+    loaded = load_classifier(base.weights, device="cpu")
+    start = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    tuned = fit(
+        data,
+        tmp_path / "tuned",
+        TrainSettings(epochs=1, seed=5, batch_size=16, lr=1e-4),
+        None,
+        device="cpu",
+        progress=False,
+        init_from=loaded,
+    )
+    after = _weights(tuned.weights)
+    moved = [
+        k
+        for k, v in start.items()
+        if k in after and v.dtype.is_floating_point and not torch.equal(v, after[k])
+    ]
+    assert moved, "fine-tuning changed nothing"
+    # small steps from the base: the tuned weights stay close to where they started
+    assert all((after[k] - start[k]).abs().max() < 0.1 for k in moved)
+    other = _synthetic_dataset(size=24)
+    with pytest.raises(ValueError, match="cannot fine-tune"):
+        fit(
+            other,
+            tmp_path / "x",
+            TrainSettings(epochs=1),
+            None,
+            device="cpu",
+            progress=False,
+            init_from=load_classifier(base.weights, device="cpu"),
+        )
