@@ -9,8 +9,8 @@ decide anything). With ``perturb``, a person's interference is simulated twice p
 object being picked is shoved aside while the pick runs (a retry), and the first object put away
 is taken back out onto the desk (a replan).
 
-Reports the success rate with a 95 % Wilson interval, retries, replans and the executive's overhead
-between skills; writes ``<task>.yaml`` and a timeline PNG per episode (skills, retries, the
+Reports the success rate with a 95 % Wilson interval, retries, replans and the time from a step's
+verdict to the next dispatch; writes ``<task>.yaml`` and a timeline PNG per episode (skills, retries, the
 classifiers' confidence in each step's effects).
 """
 
@@ -77,7 +77,8 @@ class TaskEpisode:
     recording: str = ""
 
     def gaps(self) -> list[float]:
-        """s between a step's verdict and the next step's start: the executive's overhead."""
+        """s between a step's verdict and the next step's start (planning checks; the wait for fresh
+        classifier frames comes before the verdict: see benchmarks/bench_executive.py)."""
         return [b.start - a.end for a, b in itertools.pairwise(self.steps) if np.isfinite(a.end)]
 
 
@@ -103,7 +104,7 @@ class TaskEvalReport:
             f"skills {sum(e.skills_executed for e in self.episodes) / max(n, 1):.1f}/episode, "
             f"retries {sum(e.retries for e in self.episodes)}, "
             f"replans {sum(e.replans for e in self.episodes)}; "
-            f"executive overhead between skills {overhead}"
+            f"verdict to next dispatch {overhead}"
         )
 
 
