@@ -160,39 +160,3 @@ def test_scripted_operator_performs_each_skill_in_process(registry, grounding, s
     result = run_skill(workcell, arm, ground, grounding, rng)
     assert result.success and not result.timed_out
     assert not grounding.unmet(world_state(workcell, arm), ground.effects)
-
-
-@pytest.mark.parametrize(
-    ("skill", "scenario", "container", "predicate"),
-    [
-        ("place_in_drawer", "drawer_open", "drawer_interior", "in_drawer"),
-        ("place_on_shelf", "default", "shelf_top", "on_shelf"),
-    ],
-)
-def test_place_skills_put_the_object_clear_of_one_already_there(
-    registry, grounding, skill, scenario, container, predicate
-):
-    """With the cube in the middle of the container, where the operator once put everything, the bar
-    goes down beside it, and both end up in the container, the cube where it was."""
-    workcell = Workcell(scenario)
-    workcell.reset(0)
-    arm = SimArm(workcell)
-    arm.connect()
-    w = world_state(workcell, arm)
-    box = grounding.geometry[container]
-    middle = np.asarray(box["centre"], dtype=float)
-    if container == "drawer_interior":
-        middle = middle + grounding.drawer_interior_offset(w)
-    floor = {"drawer_interior": 0.015, "shelf_top": middle[2] - box["half_size"][2]}[container]
-    workcell.perturb("red_cube", np.array([middle[0], middle[1], floor + 0.021]) - w.objects["red_cube"])
-    arm.step(200)
-    cube = world_state(workcell, arm).objects["red_cube"].copy()
-    assert grounding.holds(world_state(workcell, arm), Literal(predicate, ("red_cube",)))
-    rng = np.random.default_rng(0)
-    assert run_skill(workcell, arm, registry.ground("pick", ["blue_bar"]), grounding, rng).success
-    result = run_skill(workcell, arm, registry.ground(skill, ["blue_bar"]), grounding, rng)
-    w = world_state(workcell, arm)
-    assert result.success and not result.timed_out
-    assert grounding.holds(w, Literal(predicate, ("red_cube",)))
-    assert grounding.holds(w, Literal(predicate, ("blue_bar",)))
-    assert np.linalg.norm(w.objects["red_cube"][:2] - cube[:2]) < 0.01  # not knocked
