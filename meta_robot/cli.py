@@ -488,7 +488,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        logging.warning("interrupted (Ctrl-C); the nodes this command started have been stopped")
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":

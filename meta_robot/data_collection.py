@@ -218,7 +218,15 @@ def record(
                 try:
                     result = session.run_skill(skill)
                 except BaseException:  # interrupted mid-demonstration: the half episode is no data
-                    session.discard_episode("recording interrupted")
+                    try:
+                        session.discard_episode("recording interrupted")
+                    except (TimeoutError, RuntimeError) as exc:  # the recorder got the Ctrl-C too
+                        logger.warning(
+                            "could not discard the interrupted episode (%s); it stays unfinished under %s "
+                            "(`meta-robot recover` makes it readable)",
+                            exc,
+                            out_dir,
+                        )
                     raise
                 success = result.outcome == ExecuteSkill.Result.SUCCEEDED
                 report.paths.append(session.stop_episode(success, result.message))

@@ -7,13 +7,16 @@ import threading
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 
 class BackgroundNode:
     """Initialises rclpy, creates ``name`` and spins it until :meth:`close`."""
 
     def __init__(self, name: str, **node_kwargs) -> None:
-        rclpy.init()
+        # No rclpy signal handlers: Ctrl-C is a KeyboardInterrupt in the main thread and the node stays
+        # up, so the program can still tidy up over ROS (discard a half-recorded episode) on its way out.
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, **node_kwargs)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)

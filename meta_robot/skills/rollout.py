@@ -1,17 +1,21 @@
 """Run the scripted operator against an in-process workcell, without ROS.
 
 The ROS path (scripted operator node -> teleop node -> safety layer -> sim bridge) is what records
-demonstrations; this loop is the same controller on the same physics at a fraction of the cost, for
-unit tests, for tuning the operator, and for setting up a skill's preconditions quickly.
+demonstrations; this loop is the same controller, the same safety layer (its force limit holds the arm
+exactly as the driver's does) on the same physics at a fraction of the cost, for unit tests, for tuning
+the operator, and for setting up a skill's preconditions quickly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from meta_robot.arm import ArmState, ArmTarget
+from meta_robot.arm import ArmState
+from meta_robot.safety.layer import Command, CommandMode, CommandRejected, SafetyLayer
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
@@ -41,6 +45,8 @@ class RolloutResult:
     success: bool
     duration: float  # s of sim time
     timed_out: bool
+    holds: Counter[str] = field(default_factory=Counter)  # times the safety layer held the arm, by reason
+    refusals: Counter[str] = field(default_factory=Counter)  # commands it refused, by reason
 
 
 def run_skill(
@@ -51,24 +57,54 @@ def run_skill(
     rng: np.random.Generator,
     control_rate: float = 50.0,
     gripper_width: float | None = None,
+    driver_rate: float = 100.0,
 ) -> RolloutResult:
     """Drive ``skill`` to completion (or its timeout) with the scripted operator, through the teleop
-    node's own target integrator (its default speeds and leads, the safety box), as in the graph.
-    ``gripper_width`` is what the teleop node remembers from a previous skill (None: open)."""
+    node's own target integrator (its default speeds and leads) and the driver's safety layer ticking
+    at ``driver_rate`` (workspace box, step limits, force limit), as in the graph. ``gripper_width``
+    is what the teleop node remembers from a previous skill (None: open)."""
     teleop = TeleopConfig(device="topic")
+    limits = SafetyLimits()
     operator = ScriptedOperator(skill, grounding, rng, teleop.max_linear_speed, teleop.max_angular_speed)
-    integrator = TargetIntegrator(teleop.integrator_config(SafetyLimits()))
+    integrator = TargetIntegrator(teleop.integrator_config(limits))
     integrator.reset(gripper_width)
+    safety = SafetyLayer(limits)
     dt = 1.0 / control_rate
-    substeps = max(1, round(dt / workcell.model.opt.timestep))
+    ticks = max(1, round(dt * driver_rate))
+    substeps = max(1, round(dt / ticks / workcell.model.opt.timestep))
+    tick = substeps * workcell.model.opt.timestep
     start = workcell.time
+    holding = False
+    safety.update(arm.read_state(), workcell.time, tick)  # the driver has read the arm before any command
     while not operator.finished and workcell.time - start < skill.spec.timeout:
         state = arm.read_state()
         action = operator.act(world_state(workcell, arm, state), state.tcp_pose.orientation, workcell.time)
         sample = to_sample(action, teleop.max_linear_speed, teleop.max_angular_speed)
         target = integrator.update(sample, dt, state.tcp_pose)
-        arm.command(ArmTarget(target, integrator.gripper_width))
-        arm.step(substeps)
+        command = Command(
+            workcell.time,
+            limits.base_frame,
+            CommandMode.ABSOLUTE,
+            target.position,
+            target.orientation,
+            integrator.gripper_width,
+            "rollout",
+        )
+        with suppress(CommandRejected):  # counted by the safety layer, as the driver counts refusals
+            safety.submit(command, workcell.time)
+        for _ in range(ticks):
+            out = safety.update(arm.read_state(), workcell.time, tick)
+            if out.target is not None:
+                arm.command(out.target)
+                holding = False
+            elif not holding:
+                arm.hold()
+                holding = True
+            arm.step(substeps)
     return RolloutResult(
-        operator.succeeded(world_state(workcell, arm)), workcell.time - start, not operator.finished
+        operator.succeeded(world_state(workcell, arm)),
+        workcell.time - start,
+        not operator.finished,
+        Counter(safety.holds),
+        Counter(safety.rejections),
     )

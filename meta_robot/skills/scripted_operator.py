@@ -25,18 +25,38 @@ DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # xyzw: TCP z axis pointing at the desk, 
 OPEN, CLOSE = "open", "close"
 STALL_TIME = 1.5  # s without getting closer to a waypoint ...
 STALL_TOLERANCE = 0.015  # m ... this near it counts as reached
+TRANSIT_Z = 0.23  # m of the TCP: the hand and its fingertips over the cabinet and the shelf's objects
+MAX_HAND_YAW = 1.9  # rad either way from hand x along base x: joint 7 stays clear of its limits
 
 # Object shapes the grasps depend on (half extents, m): how high to grasp and how to turn the hand.
 OBJECT_HALF_HEIGHT = {"red_cube": 0.02, "green_cylinder": 0.03, "blue_bar": 0.015}
 GRASP_SYMMETRY = {"red_cube": math.pi / 2, "green_cylinder": 0.0, "blue_bar": math.pi}  # 0: any yaw
 GRASP_YAW_OFFSET = {"red_cube": 0.0, "green_cylinder": 0.0, "blue_bar": math.pi / 2}
+# Round objects are grasped off centre across the fingers (m, hand x), on one of the two columns of
+# pads on each finger: grasped centred, the cylinder's side wedges between the columns and can hang on
+# a finger after it opens, to be dragged over an edge or carried off.
+PAD_GRASP = {"green_cylinder": 0.0055}
 # Half extents (m) along each object's own axes, the cylinder as its bounding box: how far a pusher
-# stands off the object's centre.
-PUSH_HALF_EXTENTS = {
+# stands off the object's centre, and how much room an object takes where it is put down.
+HALF_EXTENTS = {
     "red_cube": np.array([0.02, 0.02, 0.02]),
     "green_cylinder": np.array([0.02, 0.02, 0.03]),
     "blue_bar": np.array([0.015, 0.045, 0.015]),
 }
+# The hand seen from above (half extents along hand x and hand y, m): its housing, which starts
+# HOUSING_HEIGHT over the TCP, and the open fingers, whose tips reach FINGERTIP_DEPTH below it.
+HOUSING = np.array([0.035, 0.11])
+HOUSING_HEIGHT = 0.037
+OPEN_FINGERS = np.array([0.011, 0.066])
+FINGERTIP_DEPTH = 0.009
+HAND_GAP = 0.008  # m the hand keeps from objects it is not handling
+# Where to put an object down: its footprint PLACE_MARGIN inside the container's box (its walls, its
+# edge) and PLACE_GAP from the other objects' (dropped from a few cm it lands a few mm off; one landing
+# on another tips over), chosen among spots PLACE_STEP apart.
+PLACE_MARGIN = 0.012  # m
+PLACE_GAP = 0.015  # m
+PLACE_STEP = 0.005  # m
+SHELF_DROP = 0.01  # m from the bottom of an object to the shelf's board when letting go of it
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,7 @@ class OperatorStyle:
     lift_height: float  # m of the TCP after a grasp
     offset: np.ndarray  # m, xy jitter of grasp and place points
     yaw_jitter: float  # rad
+    spot: np.ndarray  # where in a container to put an object, each axis -1 to 1 from its middle
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> OperatorStyle:
@@ -99,6 +120,7 @@ class OperatorStyle:
             lift_height=float(rng.uniform(0.16, 0.22)),
             offset=rng.uniform(-0.004, 0.004, size=2),
             yaw_jitter=float(rng.uniform(-0.08, 0.08)),
+            spot=rng.uniform(-1.0, 1.0, size=2),  # drawn last: the other draws stay as they were
         )
 
 
@@ -158,11 +180,13 @@ class ScriptedOperator:
         holding = any(lit.predicate == "holding" and not lit.negated for lit in skill.preconditions)
         empty = any(lit.predicate == "hand_empty" and not lit.negated for lit in skill.preconditions)
         self._gripper_sent: str | None = CLOSE if holding else OPEN if empty else None
+        self._hand_yaw = 0.0  # the TCP's yaw at the last tick: where a held object sits in the hand
         self.finished = False
 
     # --- control loop ---------------------------------------------------------------------------
     def act(self, world: WorldState, tcp_orientation: np.ndarray, now: float) -> OperatorAction:
         """The twist and gripper action for this tick; sets ``finished`` after the last waypoint."""
+        self._hand_yaw = yaw_of(tcp_orientation)
         if self._current is None:
             self._advance(world)
         if self.finished or self._current is None:
@@ -214,34 +238,114 @@ class ScriptedOperator:
             self._advance(world)
 
     # --- skills ---------------------------------------------------------------------------------
-    def _grasp_yaw(self, world: WorldState, obj: str) -> float:
-        yaw = yaw_of(world.orientations.get(obj, np.array([0.0, 0.0, 0.0, 1.0]))) + GRASP_YAW_OFFSET.get(
-            obj, 0.0
+    def _grasp_yaw(self, world: WorldState, obj: str, turn: float = 0.0) -> float:
+        """The hand's yaw grasping ``obj``: the grasp nearest the operator's habit, turned by ``turn``."""
+        yaw = yaw_of(_orientation(world, obj)) + GRASP_YAW_OFFSET.get(obj, 0.0)
+        return nearest_equivalent(yaw, GRASP_SYMMETRY.get(obj, math.pi / 2), self.style.yaw_jitter) + turn
+
+    def _grasp_choice(self, w: WorldState, obj: str, height: float) -> tuple[float, float]:
+        """How far to turn the hand from the habitual grasp at ``height`` to another equivalent one (the
+        cube's other faces, any yaw round the cylinder), and to shift it along a long object (the bar,
+        up to 2 cm off its middle), where the open fingers would land on another object, or the 20 cm
+        housing on furniture (the cabinet, the pulled-out drawer beside an object at the desk's edge)
+        or a taller object: as little as clears them."""
+        symmetry = GRASP_SYMMETRY.get(obj, math.pi / 2)
+        step = symmetry if symmetry > 0.0 else math.radians(15)
+        habit = self._grasp_yaw(w, obj)
+        turns = [k * step for k in range(-6, 7) if abs(k * step) <= math.pi / 2 + 1e-6]
+        turns = [t for t in turns if abs(habit + t) <= MAX_HAND_YAW] or [0.0]
+        extents = HALF_EXTENTS[obj][:2]
+        shifts = [0.0, -0.01, 0.01, -0.02, 0.02] if abs(extents[0] - extents[1]) > 0.01 else [0.0]
+        choices = sorted(
+            ((t, d) for t in turns for d in shifts), key=lambda c: (abs(c[1]), abs(c[0]), abs(habit + c[0]))
         )
-        return nearest_equivalent(yaw, GRASP_SYMMETRY.get(obj, math.pi / 2), self.style.yaw_jitter)
+        if len(choices) == 1:
+            return choices[0]
+        furniture = self._furniture(w)
+
+        def room(choice: tuple[float, float]) -> float:
+            tcp = self._grasp_point(w, obj, choice[1])[None]
+            return float(self._hand_room(w, obj, tcp, habit + choice[0], height, furniture)[0])
+
+        rooms = {c: room(c) for c in choices}
+        return next((c for c in choices if rooms[c] > 0.0), max(choices, key=lambda c: rooms[c]))
+
+    def _grasp_point(self, w: WorldState, obj: str, shift: float) -> np.ndarray:
+        """The object's middle (xy), or ``shift`` along its long axis from it."""
+        if shift == 0.0:
+            return w.objects[obj][:2].copy()
+        axes = _rotation(_orientation(w, obj))[:2, :2]
+        return w.objects[obj][:2] + shift * _unit(axes[:, int(np.argmax(HALF_EXTENTS[obj][:2]))])
+
+    def _hand_room(
+        self,
+        w: WorldState,
+        obj: str,
+        tcp: np.ndarray,
+        yaw: float,
+        height: float,
+        furniture: list[dict[str, list[float]]],
+    ) -> np.ndarray:
+        """The room (m) the hand handling ``obj`` has with the TCP at each of ``tcp`` (N, 2) and
+        ``height``, turned ``yaw``: the least of its housing's clearance from ``furniture``, and of the
+        housing's and the open fingers' from the other objects that reach up to them, less HAND_GAP."""
+        room = _hand_clearance(tcp, yaw, furniture)
+        hand = _yaw_axes(yaw)
+        for footprint, top in _footprints(w, obj):
+            for part, bottom in (
+                (HOUSING, height + HOUSING_HEIGHT),
+                (OPEN_FINGERS, height - FINGERTIP_DEPTH),
+            ):
+                if top > bottom:
+                    room = np.minimum(room, _footprint_gaps(tcp, hand, part, *footprint) - HAND_GAP)
+        return room
 
     def _pick(self) -> list[Callable[[WorldState], Waypoint]]:
         obj = self.skill.arguments[0]
         s = self.style
         half = OBJECT_HALF_HEIGHT.get(obj, 0.02)
         grasp_z = max(0.012, 2 * half - 0.02)  # fingertips 2 cm below the top, clear of the desk
+        grasp: dict[str, float] = {}  # chosen once, as the hand sets off
+
+        def choose(w: WorldState) -> None:
+            if not grasp:
+                grasp["turn"], grasp["shift"] = self._grasp_choice(w, obj, grasp_z)
+
+        def rise(w: WorldState) -> Waypoint | None:
+            """From low down (beside the drawer after opening or closing it), up first, turning to
+            the grasp: turning on a slant down past the cabinet, the housing swings into its top."""
+            if w.tcp_position[2] > TRANSIT_Z - 0.02:
+                return None
+            choose(w)
+            yaw = self._grasp_yaw(w, obj, grasp["turn"])
+            return Waypoint(np.array([*w.tcp_position[:2], TRANSIT_Z]), yaw, s.speed, tolerance=0.015)
+
+        def over(w: WorldState) -> Waypoint | None:
+            if not grasp:  # started high: straight on to above the object
+                return None
+            p = self._grasp_point(w, obj, grasp["shift"])
+            yaw = self._grasp_yaw(w, obj, grasp["turn"])
+            return Waypoint(np.array([p[0], p[1], TRANSIT_Z]), yaw, s.speed, tolerance=0.015)
 
         def above(w: WorldState) -> Waypoint:
-            p = w.objects[obj]
+            choose(w)
+            p = self._grasp_point(w, obj, grasp["shift"])
             return Waypoint(
                 np.array([p[0], p[1], grasp_z + s.approach_height]),
-                self._grasp_yaw(w, obj),
+                self._grasp_yaw(w, obj, grasp["turn"]),
                 s.speed,
                 tolerance=0.01,
                 gripper=OPEN,
             )
 
         def down(w: WorldState) -> Waypoint:
-            p = w.objects[obj]
-            xy = p[:2] + s.offset
-            return Waypoint(
-                np.array([xy[0], xy[1], grasp_z]), self._grasp_yaw(w, obj), s.speed * 0.5, tolerance=0.005
-            )
+            yaw = self._grasp_yaw(w, obj, grasp["turn"])
+            xy = self._grasp_point(w, obj, grasp["shift"]) + s.offset
+            if obj in PAD_GRASP:  # 5.5 to 6.5 mm across the fingers (hand x), either way
+                across = np.array([math.cos(yaw), math.sin(yaw)])
+                jitter = float(across @ s.offset)
+                xy += across * (math.copysign(PAD_GRASP[obj], jitter) - 0.75 * jitter)
+            return Waypoint(np.array([xy[0], xy[1], grasp_z]), yaw, s.speed * 0.5, tolerance=0.005)
 
         def close(w: WorldState) -> Waypoint:
             return Waypoint(
@@ -257,91 +361,182 @@ class ScriptedOperator:
                 dwell=0.3,
             )
 
-        return [above, down, close, lift]
+        return [rise, over, above, down, close, lift]
 
     def _release_sequence(
-        self, release: Callable[[WorldState], np.ndarray], yaw: Callable[[WorldState], float]
+        self, release: Callable[[WorldState], tuple[np.ndarray, float]], withdraw: bool
     ) -> list[Callable[[WorldState], Waypoint]]:
+        """Carry the held object over ``release(w)`` (TCP position, hand yaw), lower it there, let go;
+        ``withdraw``: then take the hand back over the desk."""
         s = self.style
 
+        def rise(w: WorldState) -> Waypoint | None:
+            """Up to the carrying height first: on the way over, the held object stays above what
+            stands in the container (lifted off the desk, it would sweep through the shelf's edge)."""
+            p, yaw = release(w)
+            z = max(p[2] + 0.08, s.lift_height)
+            if w.tcp_position[2] > z - 0.02:
+                return None
+            return Waypoint(np.array([*w.tcp_position[:2], z]), yaw, s.speed, tolerance=0.012)
+
         def carry(w: WorldState) -> Waypoint:
-            p = release(w)
+            p, yaw = release(w)
             return Waypoint(
-                np.array([p[0], p[1], max(p[2] + 0.08, s.lift_height)]), yaw(w), s.speed, tolerance=0.012
+                np.array([p[0], p[1], max(p[2] + 0.08, s.lift_height)]), yaw, s.speed, tolerance=0.012
             )
 
         def lower(w: WorldState) -> Waypoint:
-            return Waypoint(release(w), yaw(w), s.speed * 0.5, tolerance=0.006)
+            p, yaw = release(w)
+            return Waypoint(p, yaw, s.speed * 0.5, tolerance=0.006)
 
         def let_go(w: WorldState) -> Waypoint:
             return Waypoint(
-                w.tcp_position.copy(), self._current.yaw, 0.02, tolerance=1.0, gripper=OPEN, dwell=0.6
+                w.tcp_position.copy(), release(w)[1], 0.02, tolerance=1.0, gripper=OPEN, dwell=0.6
             )
 
         def retreat(w: WorldState) -> Waypoint:
             p = w.tcp_position
             return Waypoint(
                 np.array([p[0], p[1], p[2] + 0.08]),
-                self._current.yaw,
+                release(w)[1],
                 s.speed * 0.7,
                 tolerance=0.012,
                 dwell=0.4,
             )
 
-        return [carry, lower, let_go, retreat]
+        def back(w: WorldState) -> Waypoint:
+            desk = self.geometry["desk_top"]["centre"]
+            p = np.array([desk[0], desk[1], w.tcp_position[2]])
+            return Waypoint(p, release(w)[1], s.speed * 1.5, tolerance=0.03)
+
+        return [rise, carry, lower, let_go, retreat] + ([back] if withdraw else [])
+
+    def _place(
+        self,
+        box: Callable[[WorldState], tuple[np.ndarray, np.ndarray]],
+        height: Callable[[WorldState], float],
+        withdraw: bool = False,
+    ) -> list[Callable[[WorldState], Waypoint]]:
+        """Put the held object down in a container, the box ``box(w)`` (centre, half sizes; the drawer's
+        moves with it), letting go with the TCP at ``height(w)``. Both are chosen once, as the carry
+        starts, the spot relative to the box. ``withdraw``: then back over the desk."""
+        obj = self.skill.arguments[0]
+        chosen: dict[str, np.ndarray] = {}
+
+        def release(w: WorldState) -> tuple[np.ndarray, float]:
+            centre, half = box(w)
+            if not chosen:
+                z = height(w)
+                xy, yaw = self._free_spot(w, obj, centre[:2], half[:2], z)
+                chosen.update(relative=xy - centre[:2], yaw=np.array(yaw), z=np.array(z))
+            xy = centre[:2] + chosen["relative"]
+            return np.array([xy[0], xy[1], float(chosen["z"])]), float(chosen["yaw"])
+
+        return self._release_sequence(release, withdraw)
 
     def _place_in_drawer(self) -> list[Callable[[WorldState], Waypoint]]:
-        box = self.geometry["drawer_interior"]
+        interior = self.geometry["drawer_interior"]
 
-        def release(w: WorldState) -> np.ndarray:
-            centre = np.asarray(box["centre"], dtype=float) + self.grounding.drawer_interior_offset(w)
-            # toward the open front: clear of the cabinet above the back of the drawer
-            x = centre[0] - 0.035 + self.style.offset[0]
-            return np.array([x, centre[1] + 2 * self.style.offset[1], 0.10])
+        def box(w: WorldState) -> tuple[np.ndarray, np.ndarray]:
+            centre = np.asarray(interior["centre"], dtype=float) + self.grounding.drawer_interior_offset(w)
+            return centre, np.asarray(interior["half_size"], dtype=float)
 
-        return self._release_sequence(release, lambda w: self.style.yaw_jitter)
+        # Let go with the fingertips over the drawer's walls and the objects already in it: low, the
+        # open fingers would need 10 cm of the drawer's width.
+        return self._place(box, lambda w: 0.10)
 
     def _place_on_shelf(self) -> list[Callable[[WorldState], Waypoint]]:
-        box = self.geometry["shelf_top"]
         obj = self.skill.arguments[0]
-        half = OBJECT_HALF_HEIGHT.get(obj, 0.02)
+        top = self.geometry["shelf_top"]
+        centre, half = np.asarray(top["centre"], dtype=float), np.asarray(top["half_size"], dtype=float)
+        surface = centre[2] - half[2]
 
-        def release(w: WorldState) -> np.ndarray:
-            surface = box["centre"][2] - box["half_size"][2]
-            c = np.asarray(box["centre"], dtype=float)
-            return np.array(
-                [
-                    c[0] - 0.02 + 3 * self.style.offset[0],
-                    c[1] + 3 * self.style.offset[1],
-                    surface + 2 * half + 0.01,
-                ]
+        def height(w: WorldState) -> float:
+            """The held object's bottom just over the board: on the shelf's open edges an object
+            dropped from higher can tip over (a finger dragging it as it opens) and roll off."""
+            rotation = _rotation(_orientation(w, obj))
+            bottom = w.objects[obj][2] - np.abs(rotation[2, :]) @ HALF_EXTENTS[obj]
+            return surface + SHELF_DROP + float(w.tcp_position[2] - bottom)
+
+        # Then back over the desk, high: the next skill's straight approach would come down across the
+        # shelf, whose objects stand taller than its fingertips, and the cabinet beyond it.
+        return self._place(lambda w: (centre, half), height, withdraw=True)
+
+    def _place_yaws(self, obj: str, turned: float, half: np.ndarray) -> list[float]:
+        """The hand yaws to put ``obj`` down at, best first: the operator's habit; a long object (the
+        bar, turned by ``turned`` in the hand) along the container's longer side, else along its
+        shorter one, each of the two equivalent hand yaws nearer the hand's now, so the hand turns as
+        little as it can."""
+        extents = HALF_EXTENTS[obj][:2]
+        if abs(extents[0] - extents[1]) < 0.01:
+            return [self.style.yaw_jitter]
+        along_x = (0.0 if extents[0] > extents[1] else -math.pi / 2) - turned  # long axis along base x
+        sides = [along_x + math.pi / 2, along_x] if half[1] > half[0] else [along_x, along_x + math.pi / 2]
+        return [
+            min(
+                (y + self.style.yaw_jitter + k * math.pi for k in range(-2, 3)),
+                key=lambda v: (abs(v) > MAX_HAND_YAW, abs(v - self._hand_yaw)),
             )
-
-        return self._release_sequence(release, lambda w: self.style.yaw_jitter)
-
-    def _hand_clearance(
-        self,
-        xy: np.ndarray,
-        yaw: float,
-        half_length: float = 0.11,
-        half_width: float = 0.035,
-        extra: list[dict[str, list[float]]] | None = None,
-    ) -> float:
-        """How far (m) the corners of the hand's footprint stay outside the furniture footprints."""
-        axis = np.array([-math.sin(yaw), math.cos(yaw)])  # the finger axis (hand y) in the base frame
-        across = np.array([math.cos(yaw), math.sin(yaw)])  # hand x
-        corners = [
-            xy + axis * a * half_length + across * b
-            for a in (-1.0, -0.5, 0.0, 0.5, 1.0)
-            for b in (-half_width, half_width)
+            for y in sides
         ]
-        clearance = math.inf
-        for box in [*self.geometry.get("keep_out", {}).values(), *(extra or [])]:
-            centre, half = np.asarray(box["centre"], dtype=float), np.asarray(box["half_size"], dtype=float)
-            for corner in corners:
-                outside = np.abs(corner - centre) - half
-                clearance = min(clearance, float(np.max(outside)))
-        return clearance
+
+    def _free_spot(
+        self, w: WorldState, obj: str, centre: np.ndarray, half: np.ndarray, height: float
+    ) -> tuple[np.ndarray, float]:
+        """Where (TCP xy) and at which hand yaw to let go of ``obj`` in a container's box (centre, half
+        sizes, xy), with the TCP at ``height``: the object's footprint PLACE_MARGIN inside the box and
+        PLACE_GAP clear of the other objects', the hand with room among them, and both clear of the
+        furniture the container is not part of (the cabinet over the back of the drawer).
+
+        Of the spots that fit, the one nearest the operator's preferred spot, which is at one end of the
+        box's long side: a container filled from the ends of its long side keeps a strip across its
+        middle free, which the next object (the bar, across the whole drawer) needs. If none fits, the
+        one that comes closest to fitting, the hand and the furniture first (in a drawer barely open,
+        a bar held off its middle fits only nearer the front wall)."""
+        furniture = [b for b in self.geometry.get("keep_out", {}).values() if not _in_footprint(centre, b)]
+        own = HALF_EXTENTS[obj][:2]
+        # where the object sits in the hand: off the TCP (hand frame), and turned
+        hand = _yaw_axes(self._hand_yaw)
+        held = hand.T @ (w.objects[obj][:2] - w.tcp_position[:2])
+        turned = yaw_of(_orientation(w, obj)) - self._hand_yaw
+        aim = self.style.spot.copy()  # in the box, out to an end of its long side
+        aim[int(np.argmax(half))] = math.copysign(1.0, aim[int(np.argmax(half))])
+        best: tuple[float, np.ndarray, float] | None = None  # score, TCP xy, yaw
+        for yaw in self._place_yaws(obj, turned, half):
+            axes = _yaw_axes(yaw + turned)
+            room = np.maximum(half - np.abs(axes) @ own, 0.0)  # where the object's centre keeps it inside
+            points = _lattice(centre, room, centre + np.maximum(room - PLACE_MARGIN, 0.0) * aim)
+            tcp = points - _yaw_axes(yaw) @ held
+            hard = self._hand_room(w, obj, tcp, yaw, height, furniture)
+            for box in furniture:  # the object too: it is carried in at the cabinet's height
+                edges = (np.asarray(box["centre"], dtype=float), np.eye(2), np.asarray(box["half_size"]))
+                hard = np.minimum(hard, _footprint_gaps(points, axes, own, *edges))
+            soft = np.min(room - np.abs(points - centre), axis=1) - PLACE_MARGIN
+            for footprint, _ in _footprints(w, obj):
+                soft = np.minimum(soft, _footprint_gaps(points, axes, own, *footprint) - PLACE_GAP)
+            score = np.where(hard >= 0.0, soft, hard - 1.0)
+            fits = np.flatnonzero(score >= 0.0)
+            if len(fits):
+                return tcp[fits[0]], yaw
+            i = int(np.argmax(score))
+            if best is None or score[i] > best[0]:
+                best = (float(score[i]), tcp[i], yaw)
+        assert best is not None
+        return best[1], best[2]
+
+    def _furniture(self, w: WorldState) -> list[dict[str, list[float]]]:
+        """Footprints (x, y) the hand's housing must stay clear of low over the desk: the keep-out boxes,
+        and the drawer and its knob, which stick out of the cabinet's the further it is open."""
+        interior = self.geometry["drawer_interior"]
+        drawer = (
+            np.asarray(interior["centre"][:2], dtype=float) + self.grounding.drawer_interior_offset(w)[:2]
+        )
+        knob = self._handle(w)[:2] + np.array([-0.01, 0.0])
+        return [
+            *self.geometry.get("keep_out", {}).values(),
+            {"centre": list(drawer), "half_size": list(np.asarray(interior["half_size"][:2]) + 0.015)},
+            {"centre": list(knob), "half_size": [0.03, 0.035]},
+        ]
 
     def _handle(self, w: WorldState) -> np.ndarray:
         return np.asarray(
@@ -458,9 +653,9 @@ class ScriptedOperator:
         def extent(w: WorldState, d: np.ndarray) -> tuple[float, float]:
             """How far the object reaches from its centre along ``d`` (anywhere, for a hand landing
             behind it) and where its surface crosses the line through its centre along ``d``."""
-            axes = _rotation(w.orientations.get(obj, np.array([0.0, 0.0, 0.0, 1.0])))[:2, :]
+            axes = _rotation(_orientation(w, obj))[:2, :]
             along = np.abs(d @ axes)
-            half = PUSH_HALF_EXTENTS[obj]
+            half = HALF_EXTENTS[obj]
             return float(half @ along), float(np.min(half / np.maximum(along, 1e-6)))
 
         def plan(w: WorldState) -> None:
@@ -485,10 +680,8 @@ class ScriptedOperator:
                 return (
                     min(
                         (
-                            _footprint_distance(
-                                tcp + f, w.objects[k][:2], w.orientations[k], PUSH_HALF_EXTENTS[k]
-                            )
-                            for k in PUSH_HALF_EXTENTS
+                            _footprint_distance(tcp + f, w.objects[k][:2], w.orientations[k], HALF_EXTENTS[k])
+                            for k in HALF_EXTENTS
                             if k != obj and k in w.objects and w.objects[k][2] < 0.1
                             for f in fingers
                         ),
@@ -500,12 +693,10 @@ class ScriptedOperator:
             standoffs = [0.01, 0.006, 0.003] if caged else [0.025, 0.015, 0.008, 0.004]
             standoff = next((m for m in standoffs if room(m) > 0.003), max(standoffs, key=room))
             start = o - d * (extent(w, d)[0] + standoff + face)
-            # the drawer's knob sticks out of the cabinet's footprint, the more the further it is open
-            knob = self._handle(w)[:2] + np.array([-0.01, 0.0])
-            extra = [{"centre": list(knob), "half_size": [0.03, 0.035]}]
+            furniture = self._furniture(w)
             preferred = math.atan2(d[1], d[0]) + turn
             yaws = [preferred + math.radians(a) for a in sorted(range(-90, 91, 15), key=abs)]
-            clear = {yaw: self._hand_clearance(start, yaw, extra=extra) for yaw in yaws}
+            clear = {yaw: float(_hand_clearance(start, yaw, furniture)) for yaw in yaws}
             yaw = next((y for y in yaws if clear[y] > 0.0), max(yaws, key=lambda y: clear[y]))
             # steer at a point beyond the target so the stroke's direction does not swing near it
             stroke.update(aim=target + d * 0.06, start=start, toward_robot=np.array(float(toward_robot)))
@@ -627,14 +818,100 @@ def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
     return v if norm <= limit or norm == 0.0 else v * (limit / norm)
 
 
+def _hand_clearance(xy: np.ndarray, yaw: float, boxes: list[dict[str, list[float]]]) -> np.ndarray:
+    """How far (m) the corners of the hand's footprint at each point of ``xy`` (..., 2) stay outside the
+    footprints ``boxes`` (negative: inside one)."""
+    axis = np.array([-math.sin(yaw), math.cos(yaw)])  # the finger axis (hand y) in the base frame
+    across = np.array([math.cos(yaw), math.sin(yaw)])  # hand x
+    corners = np.asarray(xy)[..., None, :] + np.array(
+        [
+            axis * a * HOUSING[1] + across * b
+            for a in (-1.0, -0.5, 0.0, 0.5, 1.0)
+            for b in (-HOUSING[0], HOUSING[0])
+        ]
+    )
+    clearance = np.full(corners.shape[:-2], math.inf)
+    for box in boxes:
+        outside = np.abs(corners - np.asarray(box["centre"], dtype=float)) - np.asarray(
+            box["half_size"], dtype=float
+        )
+        clearance = np.minimum(clearance, np.min(np.max(outside, axis=-1), axis=-1))
+    return clearance
+
+
+def _footprints(w: WorldState, skip: str) -> list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]]:
+    """The objects but ``skip`` seen from above, each its centre, its axes' xy (columns) and half
+    extents; and how high its top is."""
+    seen = []
+    for name, position in w.objects.items():
+        if name != skip and name in HALF_EXTENTS:
+            rotation = _rotation(_orientation(w, name))
+            half = HALF_EXTENTS[name]
+            seen.append(
+                ((position[:2], rotation[:2, :], half), float(position[2] + np.abs(rotation[2, :]) @ half))
+            )
+    return seen
+
+
+def _in_footprint(xy: np.ndarray, box: dict[str, list[float]]) -> bool:
+    return bool(
+        np.all(
+            np.abs(xy - np.asarray(box["centre"], dtype=float)) <= np.asarray(box["half_size"], dtype=float)
+        )
+    )
+
+
+def _lattice(centre: np.ndarray, half: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Points PLACE_STEP apart through ``first`` within the box (``centre``, ``half``), nearest
+    ``first`` first."""
+    n = math.ceil(2 * float(np.max(half)) / PLACE_STEP)
+    steps = np.arange(-n, n + 1) * PLACE_STEP
+    points = first + np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2)
+    points = points[np.all(np.abs(points - centre) <= half + 1e-9, axis=1)]
+    return points[np.argsort(np.linalg.norm(points - first, axis=1), kind="stable")]
+
+
+def _footprint_gaps(
+    points: np.ndarray,
+    axes: np.ndarray,
+    half: np.ndarray,
+    centre: np.ndarray,
+    other_axes: np.ndarray,
+    other_half: np.ndarray,
+) -> np.ndarray:
+    """The gap (m) between a footprint at each of ``points`` and another at ``centre``, each a box
+    seen from above: its axes' xy (columns of ``axes``) and half extents. The widest gap along their
+    edges' normals and the line between centres: a lower bound on the distance, negative where they
+    overlap."""
+    columns = np.concatenate([axes, other_axes], axis=1).T
+    normals = [c / np.linalg.norm(c) for c in columns if np.linalg.norm(c) > 0.3]  # not a box's upright axis
+    offset = points - centre
+    between = offset / np.maximum(np.linalg.norm(offset, axis=1, keepdims=True), 1e-9)
+    directions = np.concatenate(
+        [np.broadcast_to(normals, (len(points), len(normals), 2)), between[:, None]], 1
+    )
+    reach = np.abs(directions @ axes) @ half + np.abs(directions @ other_axes) @ other_half
+    return np.max(np.abs(np.einsum("nmk,nk->nm", directions, offset)) - reach, axis=1)
+
+
 def _footprint_distance(xy: np.ndarray, centre: np.ndarray, quat: np.ndarray, half: np.ndarray) -> float:
     """How far (m) the point ``xy`` is from an upright object's rectangular footprint."""
     local = _rotation(quat)[:2, :2].T @ (xy - centre)
     return float(np.linalg.norm(np.maximum(np.abs(local) - half[:2], 0.0)))
 
 
+def _orientation(w: WorldState, obj: str) -> np.ndarray:
+    return w.orientations.get(obj, np.array([0.0, 0.0, 0.0, 1.0]))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-6)
+
+
+def _yaw_axes(yaw: float) -> np.ndarray:
+    """The xy axes (columns) of a frame turned by ``yaw`` about base z."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s], [s, c]])
 
 
 def _rotation(quat: np.ndarray) -> np.ndarray:

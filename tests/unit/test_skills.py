@@ -160,3 +160,39 @@ def test_scripted_operator_performs_each_skill_in_process(registry, grounding, s
     result = run_skill(workcell, arm, ground, grounding, rng)
     assert result.success and not result.timed_out
     assert not grounding.unmet(world_state(workcell, arm), ground.effects)
+
+
+@pytest.mark.parametrize(
+    ("skill", "scenario", "container", "predicate", "floor"),
+    [
+        ("place_in_drawer", "drawer_open", "drawer_interior", "in_drawer", 0.015),
+        ("place_on_shelf", "default", "shelf_top", "on_shelf", 0.15),
+    ],
+)
+def test_place_skills_put_the_object_clear_of_one_already_there(
+    registry, grounding, skill, scenario, container, predicate, floor
+):
+    """With the cube where the operator once put everything (toward the front of the container's
+    middle), the bar goes down flat beside it, and both end up in the container, the cube unmoved.
+    (The old operator stacked the bar on the cube for this seed in both containers.)"""
+    workcell = Workcell(scenario)
+    workcell.reset(1)
+    arm = SimArm(workcell)
+    arm.connect()
+    w = world_state(workcell, arm)
+    spot = np.asarray(grounding.geometry[container]["centre"], dtype=float) + [-0.03, 0.0, 0.0]
+    if container == "drawer_interior":
+        spot += grounding.drawer_interior_offset(w)
+    workcell.perturb("red_cube", np.array([spot[0], spot[1], floor + 0.021]) - w.objects["red_cube"])
+    arm.step(200)
+    cube = world_state(workcell, arm).objects["red_cube"].copy()
+    assert grounding.holds(world_state(workcell, arm), Literal(predicate, ("red_cube",)))
+    rng = np.random.default_rng(1)
+    assert run_skill(workcell, arm, registry.ground("pick", ["blue_bar"]), grounding, rng).success
+    result = run_skill(workcell, arm, registry.ground(skill, ["blue_bar"]), grounding, rng)
+    w = world_state(workcell, arm)
+    assert result.success and not result.timed_out
+    assert grounding.holds(w, Literal(predicate, ("red_cube",)))
+    assert grounding.holds(w, Literal(predicate, ("blue_bar",)))
+    assert abs(w.objects["blue_bar"][2] - (floor + 0.015)) < 0.005  # flat on the floor, not on the cube
+    assert np.linalg.norm(w.objects["red_cube"] - cube) < 0.01  # not knocked
