@@ -48,6 +48,7 @@ HALF_EXTENTS = {
 HOUSING = np.array([0.035, 0.11])
 HOUSING_HEIGHT = 0.037
 OPEN_FINGERS = np.array([0.011, 0.066])
+CLOSED_FINGERS = np.array([0.011, 0.012])
 FINGERTIP_DEPTH = 0.009
 HAND_GAP = 0.008  # m the hand keeps from objects it is not handling
 # Where to put an object down: its footprint PLACE_MARGIN inside the container's box (its walls, its
@@ -285,6 +286,7 @@ class ScriptedOperator:
         yaw: float,
         height: float,
         furniture: list[dict[str, list[float]]],
+        fingers: np.ndarray = OPEN_FINGERS,
     ) -> np.ndarray:
         """The room (m) the hand handling ``obj`` has with the TCP at each of ``tcp`` (N, 2) and
         ``height``, turned ``yaw``: the least of its housing's clearance from ``furniture``, and of the
@@ -294,7 +296,7 @@ class ScriptedOperator:
         for footprint, top in _footprints(w, obj):
             for part, bottom in (
                 (HOUSING, height + HOUSING_HEIGHT),
-                (OPEN_FINGERS, height - FINGERTIP_DEPTH),
+                (fingers, height - FINGERTIP_DEPTH),
             ):
                 if top > bottom:
                     room = np.minimum(room, _footprint_gaps(tcp, hand, part, *footprint) - HAND_GAP)
@@ -629,8 +631,9 @@ class ScriptedOperator:
 
         Every tick the pusher re-aims on the line aim -> object, slowing its advance as it drifts off
         that line and backing out of contact to slide sideways when it is far off. If the object gets
-        away, lift and approach again from behind. Where the hand's 20 cm long housing would reach
-        into furniture, it is turned as little as clears it.
+        away, lift and approach again from behind. Where the hand (its 20 cm long housing, its open
+        fingers) would land on another object or reach into furniture, it is turned as little as
+        clears it, or pushes with closed fingers.
         """
         obj, region = self.skill.arguments
         s = self.style
@@ -665,39 +668,34 @@ class ScriptedOperator:
             # sideways: never toward +x, which would put the pusher beyond the workspace's near edge
             target = np.array([x_stop, o[1]]) if toward_robot else np.array([min(o[0], x_stop), goal[1]])
             d = _unit(target - o)
-            # the bar fits between the open fingers when broadside to the stroke
-            caged = obj != "blue_bar" or extent(w, d)[0] < 0.03
-            # Where the pushing surface is, along the stroke from the TCP: the rear finger's inner pad
-            # (fingers open 8 cm) or the closed fingers' front face. Turn from the stroke's heading to
-            # the hand's yaw: the finger axis (hand y) along the stroke when caged, across it when not.
-            face, turn = (-0.04, math.pi / 2) if caged else (0.011, 0.0)
-            # Land the fingers (the rear and front one, or both closed at the TCP) clear of the other
-            # objects, standing off less where one is close behind: a hand landing on it stays there.
-            fingers = [d * -0.045, d * 0.045] if caged else [np.zeros(2)]
-
-            def room(standoff: float) -> float:
-                tcp = o - d * (extent(w, d)[0] + standoff + face)
-                return (
-                    min(
-                        (
-                            _footprint_distance(tcp + f, w.objects[k][:2], w.orientations[k], HALF_EXTENTS[k])
-                            for k in HALF_EXTENTS
-                            if k != obj and k in w.objects and w.objects[k][2] < 0.1
-                            for f in fingers
-                        ),
-                        default=math.inf,
-                    )
-                    - 0.012
-                )
-
-            standoffs = [0.01, 0.006, 0.003] if caged else [0.025, 0.015, 0.008, 0.004]
-            standoff = next((m for m in standoffs if room(m) > 0.003), max(standoffs, key=room))
-            start = o - d * (extent(w, d)[0] + standoff + face)
+            # Caged if the object fits between the open fingers (the bar only broadside to the stroke)
+            # and the hand has room there; else the closed fingers. Where the pushing surface is, along
+            # the stroke from the TCP: the rear finger's inner pad (fingers open 8 cm) or the closed
+            # fingers' front face. Turn from the stroke's heading to the hand's yaw: the finger axis
+            # (hand y) along the stroke when caged, across it when not. The hand (its housing and its
+            # fingers, seen from above) must land clear of the other objects and the furniture: caged,
+            # it may turn 15 degrees and still cage; closed, up to 90. The first yaw, nearest the
+            # stroke's, where one of the standoffs behind the object leaves room (caged, merely
+            # without touching: the closed fingers push the cube and the cylinder far worse), the
+            # larger first; if none anywhere, the roomiest.
             furniture = self._furniture(w)
-            preferred = math.atan2(d[1], d[0]) + turn
-            yaws = [preferred + math.radians(a) for a in sorted(range(-90, 91, 15), key=abs)]
-            clear = {yaw: float(_hand_clearance(start, yaw, furniture)) for yaw in yaws}
-            yaw = next((y for y in yaws if clear[y] > 0.0), max(yaws, key=lambda y: clear[y]))
+            cageable = obj != "blue_bar" or extent(w, d)[0] < 0.03
+            options: list[tuple[float, bool, float, np.ndarray, float]] = []  # room, caged, yaw, start, face
+            for caged in (True, False) if cageable else (False,):
+                face, turn = (-0.04, math.pi / 2) if caged else (0.011, 0.0)
+                preferred = math.atan2(d[1], d[0]) + turn
+                turns = sorted(range(-15, 16, 15) if caged else range(-90, 91, 15), key=abs)
+                standoffs = [0.01, 0.006, 0.003] if caged else [0.025, 0.015, 0.008, 0.004]
+                fingers = OPEN_FINGERS if caged else CLOSED_FINGERS
+                for yaw in (preferred + math.radians(a) for a in turns):
+                    for standoff in standoffs:
+                        start = o - d * (extent(w, d)[0] + standoff + face)
+                        room = float(self._hand_room(w, obj, start[None], yaw, z, furniture, fingers)[0])
+                        options.append((room, caged, yaw, start, face))
+            _, caged, yaw, start, face = next(
+                (option for option in options if option[0] > (-HAND_GAP if option[1] else 0.0)),
+                max(options, key=lambda option: option[0]),
+            )
             # steer at a point beyond the target so the stroke's direction does not swing near it
             stroke.update(aim=target + d * 0.06, start=start, toward_robot=np.array(float(toward_robot)))
             stroke.update(caged=np.array(float(caged)), face=np.array(face))

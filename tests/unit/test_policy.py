@@ -127,7 +127,7 @@ def test_training_is_deterministic_resumable_and_writes_its_outputs(tmp_path) ->
 def test_the_policy_imitates_the_demonstrated_targets(tmp_path) -> None:
     """The factory's commands lead the TCP by 10 cm in x; a trained policy must ask for the same."""
     data = _dataset(tmp_path / "data", n=6)
-    settings = PolicyTrainSettings(epochs=30, seed=0, batch_size=32, lr=3e-3, held_out_fraction=0.3)
+    settings = PolicyTrainSettings(epochs=60, seed=0, batch_size=32, lr=3e-3, held_out_fraction=0.3)
     result = fit_policy(data, tmp_path / "run", settings, TINY, device="cpu", progress=False)
     policy = load_policy(result.weights, device="cpu")
     arrays = data.arrays()
