@@ -216,7 +216,13 @@ class ExecutiveNode(Node):
             should_stop=self._stop_reason,
             on_event=lambda event: self._on_event(handle, name, event),
         )
-        report = executive.run(goal, budgets)
+        try:
+            report = executive.run(goal, budgets)
+        except Exception as exc:  # a bug must still end the goal with a message, never an empty result
+            self.get_logger().error(f"task {name} aborted by an unexpected error: {exc!r}")
+            result.message = f"the executive failed: {exc!r}"
+            handle.abort()
+            return result
         result.success = report.success
         result.message = report.message
         result.skills_executed = report.skills_executed
@@ -293,7 +299,11 @@ class ExecutiveNode(Node):
         if not self._skills.wait_for_server(timeout_sec=10.0):
             raise TimeoutError(f"the skill action {self._skills._action_name} is not served")
         goal = ExecuteSkill.Goal(skill=skill.name, arguments=list(skill.arguments))
-        goal_handle = self._wait(self._skills.send_goal_async(goal), 10.0, f"the skill server (goal {skill})")
+        # Not stoppable: a goal the server accepts while we wait must be cancelled, which the result's
+        # wait below does at once if the e-stop latched or the task was cancelled meanwhile.
+        goal_handle = self._wait(
+            self._skills.send_goal_async(goal), 10.0, f"the skill server (goal {skill})", stoppable=False
+        )
         if not goal_handle.accepted:
             return SkillOutcome(FAILED, message=f"the skill server rejected {skill}")
         result_future = goal_handle.get_result_async()
