@@ -34,6 +34,7 @@ from meta_robot.nodes.arm_messages import (
     tcp_pose_msg,
 )
 from meta_robot.nodes.parameters import declare_config
+from meta_robot.safety.guarded_arm import GuardedArm
 from meta_robot.safety.layer import CommandRejected, SafetyLayer
 from meta_robot.safety.limits import SafetyLimits
 
@@ -79,8 +80,8 @@ class DriverInterface:
         self.now = now
         self.limits = declare_config(node, "safety", SafetyLimits)
         self.safety = SafetyLayer(self.limits)
+        self.arm = GuardedArm(backend, self.safety)
         self.state: ArmState | None = None
-        self._holding = True
         log = node.get_logger()
         self._log = log
         self._joint_pub = node.create_publisher(JointState, "joint_states", 10)
@@ -105,15 +106,8 @@ class DriverInterface:
     def tick(self, dt: float) -> ArmState:
         """Read the arm, run the safety layer, command or hold the backend, publish the state."""
         now = self.now()
-        state = self.backend.read_state()
+        state = self.arm.tick(now, dt)
         self.state = state
-        out = self.safety.update(state, now, dt)
-        if out.target is not None:
-            self.backend.command(out.target)
-            self._holding = False
-        elif not self._holding:
-            self.backend.hold()
-            self._holding = True
         stamp = seconds_to_stamp(now)
         self._joint_pub.publish(joint_state_msg(state, stamp))
         self._pose_pub.publish(tcp_pose_msg(state, stamp, self.limits.base_frame))
@@ -131,8 +125,7 @@ class DriverInterface:
 
     def _on_estop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.safety.trigger_estop()
-        self.backend.hold()
-        self._holding = True
+        self.arm.hold()
         self._publish_estop()
         response.success, response.message = True, "e-stop latched; call safety/reset_estop to release"
         return response

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meta_robot.arm import ArmState
+from meta_robot.safety.guarded_arm import GuardedArm
 from meta_robot.safety.layer import Command, CommandMode, CommandRejected, SafetyLayer
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.sim.sim_arm import SimArm
@@ -74,8 +75,8 @@ def run_skill(
     substeps = max(1, round(dt / ticks / workcell.model.opt.timestep))
     tick = substeps * workcell.model.opt.timestep
     start = workcell.time
-    holding = False
-    safety.update(arm.read_state(), workcell.time, tick)  # the driver has read the arm before any command
+    driver = GuardedArm(arm, safety)
+    driver.tick(workcell.time, tick)  # the driver has read the arm before any command
     while not operator.finished and workcell.time - start < skill.spec.timeout:
         state = arm.read_state()
         action = operator.act(world_state(workcell, arm, state), state.tcp_pose.orientation, workcell.time)
@@ -93,13 +94,7 @@ def run_skill(
         with suppress(CommandRejected):  # counted by the safety layer, as the driver counts refusals
             safety.submit(command, workcell.time)
         for _ in range(ticks):
-            out = safety.update(arm.read_state(), workcell.time, tick)
-            if out.target is not None:
-                arm.command(out.target)
-                holding = False
-            elif not holding:
-                arm.hold()
-                holding = True
+            driver.tick(workcell.time, tick)
             arm.step(substeps)
     return RolloutResult(
         operator.succeeded(world_state(workcell, arm)),

@@ -680,18 +680,18 @@ class ScriptedOperator:
             # larger first; if none anywhere, the roomiest.
             furniture = self._furniture(w)
             cageable = obj != "blue_bar" or extent(w, d)[0] < 0.03
+            reach = extent(w, d)[0]
             options: list[tuple[float, bool, float, np.ndarray, float]] = []  # room, caged, yaw, start, face
             for caged in (True, False) if cageable else (False,):
                 face, turn = (-0.04, math.pi / 2) if caged else (0.011, 0.0)
                 preferred = math.atan2(d[1], d[0]) + turn
                 turns = sorted(range(-15, 16, 15) if caged else range(-90, 91, 15), key=abs)
-                standoffs = [0.01, 0.006, 0.003] if caged else [0.025, 0.015, 0.008, 0.004]
+                standoffs = np.array([0.01, 0.006, 0.003] if caged else [0.025, 0.015, 0.008, 0.004])
+                starts = o - np.outer(reach + standoffs + face, d)
                 fingers = OPEN_FINGERS if caged else CLOSED_FINGERS
                 for yaw in (preferred + math.radians(a) for a in turns):
-                    for standoff in standoffs:
-                        start = o - d * (extent(w, d)[0] + standoff + face)
-                        room = float(self._hand_room(w, obj, start[None], yaw, z, furniture, fingers)[0])
-                        options.append((room, caged, yaw, start, face))
+                    rooms = self._hand_room(w, obj, starts, yaw, z, furniture, fingers)
+                    options += [(float(r), caged, yaw, p, face) for r, p in zip(rooms, starts, strict=True)]
             _, caged, yaw, start, face = next(
                 (option for option in options if option[0] > (-HAND_GAP if option[1] else 0.0)),
                 max(options, key=lambda option: option[0]),
@@ -890,12 +890,6 @@ def _footprint_gaps(
     )
     reach = np.abs(directions @ axes) @ half + np.abs(directions @ other_axes) @ other_half
     return np.max(np.abs(np.einsum("nmk,nk->nm", directions, offset)) - reach, axis=1)
-
-
-def _footprint_distance(xy: np.ndarray, centre: np.ndarray, quat: np.ndarray, half: np.ndarray) -> float:
-    """How far (m) the point ``xy`` is from an upright object's rectangular footprint."""
-    local = _rotation(quat)[:2, :2].T @ (xy - centre)
-    return float(np.linalg.norm(np.maximum(np.abs(local) - half[:2], 0.0)))
 
 
 def _orientation(w: WorldState, obj: str) -> np.ndarray:

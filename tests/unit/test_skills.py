@@ -163,14 +163,14 @@ def test_scripted_operator_performs_each_skill_in_process(registry, grounding, s
 
 
 @pytest.mark.parametrize(
-    ("skill", "scenario", "container", "predicate", "floor"),
+    ("skill", "scenario", "container", "predicate"),
     [
-        ("place_in_drawer", "drawer_open", "drawer_interior", "in_drawer", 0.015),
-        ("place_on_shelf", "default", "shelf_top", "on_shelf", 0.15),
+        ("place_in_drawer", "drawer_open", "drawer_interior", "in_drawer"),
+        ("place_on_shelf", "default", "shelf_top", "on_shelf"),
     ],
 )
 def test_place_skills_put_the_object_clear_of_one_already_there(
-    registry, grounding, skill, scenario, container, predicate, floor
+    registry, grounding, skill, scenario, container, predicate
 ):
     """With the cube where the operator once put everything (toward the front of the container's
     middle), the bar goes down flat beside it, and both end up in the container, the cube unmoved.
@@ -180,7 +180,9 @@ def test_place_skills_put_the_object_clear_of_one_already_there(
     arm = SimArm(workcell)
     arm.connect()
     w = world_state(workcell, arm)
-    spot = np.asarray(grounding.geometry[container]["centre"], dtype=float) + [-0.03, 0.0, 0.0]
+    box = grounding.geometry[container]
+    spot = np.asarray(box["centre"], dtype=float) + [-0.03, 0.0, 0.0]
+    floor = {"drawer_interior": 0.015, "shelf_top": box["centre"][2] - box["half_size"][2]}[container]
     if container == "drawer_interior":
         spot += grounding.drawer_interior_offset(w)
     workcell.perturb("red_cube", np.array([spot[0], spot[1], floor + 0.021]) - w.objects["red_cube"])
