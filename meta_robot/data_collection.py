@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,51 +25,10 @@ from meta_robot.graph import sim_graph
 from meta_robot.launcher import GraphProcesses
 from meta_robot.nodes.background import BackgroundNode
 from meta_robot.ros_env import apply_loopback_environment
-from meta_robot.skills.registry import GroundSkill, Literal, Registry, RegistryError, load_registry
+from meta_robot.skills.episode_plan import argument_cycle, plan_episode
+from meta_robot.skills.registry import GroundSkill, load_registry
 
 logger = logging.getLogger(__name__)
-
-SCENARIO_FOR = {"drawer_open": "drawer_open"}  # precondition predicate -> a scenario that starts with it
-DEFAULT_SCENARIO = "default"
-
-
-@dataclass
-class EpisodePlan:
-    """How to record one demonstration of ``skill``: the scenario and the unrecorded set-up skills."""
-
-    skill: GroundSkill
-    scenario: str
-    setup: list[GroundSkill]
-
-
-def plan_episode(registry: Registry, skill: GroundSkill) -> EpisodePlan:
-    """Pick a scenario for the preconditions a scenario can provide; achieve the rest with skills."""
-    scenario = DEFAULT_SCENARIO
-    setup: list[GroundSkill] = []
-    for lit in skill.preconditions:
-        if lit.negated:
-            continue
-        if lit.predicate in SCENARIO_FOR:
-            scenario = SCENARIO_FOR[lit.predicate]
-        elif lit.predicate == "holding":
-            setup.append(_achiever(registry, lit))
-    return EpisodePlan(skill, scenario, setup)
-
-
-def _achiever(registry: Registry, literal: Literal) -> GroundSkill:
-    """The registry skill whose effects include ``literal`` (e.g. pick(x) for (holding x))."""
-    for name in registry.skills:
-        for ground in registry.groundings(name):
-            if literal in ground.effects:
-                return ground
-    raise RegistryError(f"no skill in the registry achieves {literal}")
-
-
-def argument_cycle(registry: Registry, skill: str, arguments: list[str] | None) -> Iterator[GroundSkill]:
-    """The fixed grounding if ``arguments`` are given, else every grounding in turn."""
-    if arguments:
-        return itertools.repeat(registry.ground(skill, arguments))
-    return itertools.cycle(registry.groundings(skill))
 
 
 @dataclass

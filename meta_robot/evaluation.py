@@ -26,12 +26,13 @@ from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import GripperState, ObjectStates
 from rclpy.action import ActionClient
 
-from meta_robot.data_collection import RecordSession, argument_cycle, plan_episode
+from meta_robot.data_collection import RecordSession
 from meta_robot.graph import sim_graph
 from meta_robot.launcher import GraphProcesses
 from meta_robot.nodes.background import BackgroundNode
 from meta_robot.nodes.world_messages import world_from_messages
 from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.skills.episode_plan import argument_cycle, plan_episode
 from meta_robot.skills.registry import GroundSkill, load_registry
 from meta_robot.skills.world import Grounding, WorldState
 

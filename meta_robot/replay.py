@@ -19,12 +19,13 @@ from geometry_msgs.msg import PoseStamped
 from meta_robot_interfaces.msg import ArmCommand
 from rclpy.serialization import deserialize_message
 
-from meta_robot.data_collection import RecordSession, plan_episode
+from meta_robot.data_collection import RecordSession
 from meta_robot.dataset.episodes import load_episode, read_messages
 from meta_robot.graph import sim_graph
 from meta_robot.launcher import GraphProcesses
 from meta_robot.nodes.background import BackgroundNode
 from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.skills.episode_plan import plan_episode
 from meta_robot.skills.registry import load_registry
 
 COMMAND_TOPIC = "/robot_command"

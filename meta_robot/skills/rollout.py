@@ -9,6 +9,7 @@ the operator, and for setting up a skill's preconditions quickly.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -48,6 +49,54 @@ class RolloutResult:
     timed_out: bool
     holds: Counter[str] = field(default_factory=Counter)  # times the safety layer held the arm, by reason
     refusals: Counter[str] = field(default_factory=Counter)  # commands it refused, by reason
+    gripper_width: float | None = None  # what the teleop integrator commanded last (the next skill's start)
+
+
+TickObserver = Callable[[int, ArmState, Command], None]
+
+
+class InProcessRig:
+    """The graph's driver in one process: the simulated arm behind its own safety layer (workspace
+    box, step limits, force limit, watchdog), ticked at ``driver_rate`` while physics runs between
+    ticks. Commanders (the scripted operator through the teleop integrator, or a learned policy)
+    :meth:`submit` absolute targets and :meth:`advance` the world, as they would publish
+    ``robot_command`` and wait in the graph."""
+
+    def __init__(
+        self, workcell: Workcell, arm: SimArm, limits: SafetyLimits | None = None, driver_rate: float = 100.0
+    ) -> None:
+        self.workcell, self.arm = workcell, arm
+        self.limits = limits or SafetyLimits()
+        self.safety = SafetyLayer(self.limits)
+        self.driver = GuardedArm(arm, self.safety)
+        self.driver_rate = driver_rate
+        self._substeps = max(1, round(1.0 / driver_rate / workcell.model.opt.timestep))
+        self._tick = self._substeps * workcell.model.opt.timestep
+        self.driver.tick(workcell.time, self._tick)  # the driver has read the arm before any command
+
+    def submit(
+        self, position: np.ndarray, orientation: np.ndarray, gripper_width: float, source: str
+    ) -> Command:
+        """Send an absolute TCP target; a refusal is counted by the safety layer (as the driver counts
+        it) and the arm keeps its previous goal."""
+        command = Command(
+            self.workcell.time,
+            self.limits.base_frame,
+            CommandMode.ABSOLUTE,
+            np.asarray(position, dtype=float),
+            np.asarray(orientation, dtype=float),
+            float(gripper_width),
+            source,
+        )
+        with suppress(CommandRejected):
+            self.safety.submit(command, self.workcell.time)
+        return command
+
+    def advance(self, duration: float) -> None:
+        """Run the driver and physics for ``duration`` s (whole driver ticks, at least one)."""
+        for _ in range(max(1, round(duration * self.driver_rate))):
+            self.driver.tick(self.workcell.time, self._tick)
+            self.arm.step(self._substeps)
 
 
 def run_skill(
@@ -59,47 +108,39 @@ def run_skill(
     control_rate: float = 50.0,
     gripper_width: float | None = None,
     driver_rate: float = 100.0,
+    rig: InProcessRig | None = None,
+    on_tick: TickObserver | None = None,
 ) -> RolloutResult:
     """Drive ``skill`` to completion (or its timeout) with the scripted operator, through the teleop
     node's own target integrator (its default speeds and leads) and the driver's safety layer ticking
     at ``driver_rate`` (workspace box, step limits, force limit), as in the graph. ``gripper_width``
-    is what the teleop node remembers from a previous skill (None: open)."""
+    is what the teleop node remembers from a previous skill (None: open). ``rig`` keeps one safety
+    layer across the skills of an episode (as the graph's driver does); ``on_tick(i, state, command)``
+    sees every operator tick before the world advances (the data engine records through it)."""
     teleop = TeleopConfig(device="topic")
-    limits = SafetyLimits()
+    rig = rig or InProcessRig(workcell, arm, driver_rate=driver_rate)
     operator = ScriptedOperator(skill, grounding, rng, teleop.max_linear_speed, teleop.max_angular_speed)
-    integrator = TargetIntegrator(teleop.integrator_config(limits))
+    integrator = TargetIntegrator(teleop.integrator_config(rig.limits))
     integrator.reset(gripper_width)
-    safety = SafetyLayer(limits)
+    holds, refusals = Counter(rig.safety.holds), Counter(rig.safety.rejections)
     dt = 1.0 / control_rate
-    ticks = max(1, round(dt * driver_rate))
-    substeps = max(1, round(dt / ticks / workcell.model.opt.timestep))
-    tick = substeps * workcell.model.opt.timestep
     start = workcell.time
-    driver = GuardedArm(arm, safety)
-    driver.tick(workcell.time, tick)  # the driver has read the arm before any command
+    tick = 0
     while not operator.finished and workcell.time - start < skill.spec.timeout:
         state = arm.read_state()
         action = operator.act(world_state(workcell, arm, state), state.tcp_pose.orientation, workcell.time)
         sample = to_sample(action, teleop.max_linear_speed, teleop.max_angular_speed)
         target = integrator.update(sample, dt, state.tcp_pose)
-        command = Command(
-            workcell.time,
-            limits.base_frame,
-            CommandMode.ABSOLUTE,
-            target.position,
-            target.orientation,
-            integrator.gripper_width,
-            "rollout",
-        )
-        with suppress(CommandRejected):  # counted by the safety layer, as the driver counts refusals
-            safety.submit(command, workcell.time)
-        for _ in range(ticks):
-            driver.tick(workcell.time, tick)
-            arm.step(substeps)
+        command = rig.submit(target.position, target.orientation, integrator.gripper_width, "rollout")
+        if on_tick is not None:
+            on_tick(tick, state, command)
+        tick += 1
+        rig.advance(dt)
     return RolloutResult(
         operator.succeeded(world_state(workcell, arm)),
         workcell.time - start,
         not operator.finished,
-        Counter(safety.holds),
-        Counter(safety.rejections),
+        Counter(rig.safety.holds) - holds,
+        Counter(rig.safety.rejections) - refusals,
+        integrator.gripper_width,
     )

@@ -100,6 +100,7 @@ class Waypoint:
     dwell: float = 0.0
     track: Callable[[WorldState], np.ndarray] | None = None  # re-aimed every tick (pushing)
     done_when: Callable[[WorldState], bool] | None = None  # ends the waypoint early
+    needs_grasp: bool = False  # only makes sense with something between the fingers (lift, carry, pull)
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,13 @@ class ScriptedOperator:
         }
         if skill.name not in planners:
             raise ValueError(f"the scripted operator has no controller for skill '{skill.name}'")
-        self._phases: list[Callable[[WorldState], Waypoint | None]] = planners[skill.name]()
+        self._planner = planners[skill.name]
+        self._phases: list[Callable[[WorldState], Waypoint | None]] = self._planner()
         self._index = -1
         self._current: Waypoint | None = None
         self._reached_at: float | None = None
+        self._grasp_lost_at: float | None = None
+        self.restarts = 0
         # Assert the hand's state from the first tick: a skill that starts holding something must not
         # let the teleop node's remembered width open the fingers, and one that starts empty-handed
         # must not approach with fingers a previous skill left closed.
@@ -225,6 +229,31 @@ class ScriptedOperator:
     def succeeded(self, world: WorldState) -> bool:
         """The skill's post-conditions, from privileged state."""
         return self.grounding.succeeded(world, self.skill)
+
+    def resync(self, world: WorldState, now: float, grace: float = 0.3) -> bool:
+        """Re-derive where the skill stands when someone else drives the arm (DAgger's learner): a
+        phase that needs a grasp with nothing held for ``grace`` s, or a finished script whose
+        post-conditions do not hold, starts the skill again from the world as it is (its phases skip
+        what is already done, e.g. the rise when the hand is high). True if it restarted."""
+        lost = self._current is not None and self._current.needs_grasp and not world.gripper_grasped
+        if not lost:
+            self._grasp_lost_at = None
+        elif self._grasp_lost_at is None:
+            self._grasp_lost_at = now
+        if (lost and now - self._grasp_lost_at >= grace) or (self.finished and not self.succeeded(world)):
+            self.restart()
+            return True
+        return False
+
+    def restart(self) -> None:
+        """Plan the skill afresh: the next :meth:`act` computes its first phase from the world."""
+        self._phases = self._planner()
+        self._index = -1
+        self._current = None
+        self._reached_at = None
+        self._grasp_lost_at = None
+        self.finished = False
+        self.restarts += 1
 
     def _advance(self, world: WorldState) -> None:
         self._index += 1
@@ -361,6 +390,7 @@ class ScriptedOperator:
                 s.speed * 0.7,
                 tolerance=0.01,
                 dwell=0.3,
+                needs_grasp=True,
             )
 
         return [rise, over, above, down, close, lift]
@@ -379,17 +409,23 @@ class ScriptedOperator:
             z = max(p[2] + 0.08, s.lift_height)
             if w.tcp_position[2] > z - 0.02:
                 return None
-            return Waypoint(np.array([*w.tcp_position[:2], z]), yaw, s.speed, tolerance=0.012)
+            return Waypoint(
+                np.array([*w.tcp_position[:2], z]), yaw, s.speed, tolerance=0.012, needs_grasp=True
+            )
 
         def carry(w: WorldState) -> Waypoint:
             p, yaw = release(w)
             return Waypoint(
-                np.array([p[0], p[1], max(p[2] + 0.08, s.lift_height)]), yaw, s.speed, tolerance=0.012
+                np.array([p[0], p[1], max(p[2] + 0.08, s.lift_height)]),
+                yaw,
+                s.speed,
+                tolerance=0.012,
+                needs_grasp=True,
             )
 
         def lower(w: WorldState) -> Waypoint:
             p, yaw = release(w)
-            return Waypoint(p, yaw, s.speed * 0.5, tolerance=0.006)
+            return Waypoint(p, yaw, s.speed * 0.5, tolerance=0.006, needs_grasp=True)
 
         def let_go(w: WorldState) -> Waypoint:
             return Waypoint(
@@ -566,7 +602,13 @@ class ScriptedOperator:
         def pull(w: WorldState) -> Waypoint:
             h = self._handle(w)
             closed_x = h[0] + w.drawer_opening
-            return Waypoint(np.array([closed_x - travel, h[1], h[2]]), yaw, s.speed * 0.5, tolerance=0.006)
+            return Waypoint(
+                np.array([closed_x - travel, h[1], h[2]]),
+                yaw,
+                s.speed * 0.5,
+                tolerance=0.006,
+                needs_grasp=True,
+            )
 
         def release(w: WorldState) -> Waypoint:
             return Waypoint(w.tcp_position.copy(), yaw, 0.02, tolerance=1.0, gripper=OPEN, dwell=0.6)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meta_robot.data_collection import plan_episode
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
+from meta_robot.skills.episode_plan import plan_episode
 from meta_robot.skills.registry import Literal, RegistryError, load_registry
 from meta_robot.skills.rollout import run_skill, world_state
 from meta_robot.skills.scripted_operator import ScriptedOperator
