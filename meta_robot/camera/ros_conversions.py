@@ -1,8 +1,8 @@
 """CameraFrame <-> sensor_msgs Image / CameraInfo, without cv_bridge (not in the PyPI wheels).
 
 Encodings follow realsense2_camera: colour ``rgb8``, aligned depth ``16UC1`` in millimetres. The
-reverse direction is for subscribers: it checks encoding and size and says exactly what is wrong,
-because a silently misread image is much harder to debug than a ValueError.
+reverse direction is :mod:`meta_robot.camera.image_decoding` (no rclpy there, so the dataset decodes
+recorded images with the same code); its functions are importable from here too.
 """
 
 from __future__ import annotations
@@ -12,17 +12,10 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from meta_robot.camera.frames import CameraFrame, CameraIntrinsics
+from meta_robot.camera.image_decoding import COLOR_ENCODING as COLOR_ENCODING  # re-exported
+from meta_robot.camera.image_decoding import DEPTH_ENCODING, ENCODINGS, color_from_msg, image_from_msg
+from meta_robot.camera.image_decoding import depth_from_msg as depth_from_msg
 
-COLOR_ENCODING = "rgb8"
-DEPTH_ENCODING = "16UC1"
-# encoding -> (dtype, channels)
-ENCODINGS: dict[str, tuple[type[np.generic], int]] = {
-    "rgb8": (np.uint8, 3),
-    "bgr8": (np.uint8, 3),
-    "mono8": (np.uint8, 1),
-    "16UC1": (np.uint16, 1),
-    "mono16": (np.uint16, 1),
-}
 _IDENTITY_R = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 
 
@@ -35,7 +28,7 @@ def image_to_msg(array: np.ndarray, encoding: str, stamp: Time, frame_id: str) -
     expected_ndim = 3 if channels > 1 else 2
     if array.dtype != dtype or array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
         raise ValueError(
-            f"{encoding} needs an (H, W{', 3' if channels > 1 else ''}) {np.dtype(dtype)} array, "
+            f"{encoding} needs an (H, W{f', {channels}' if channels > 1 else ''}) {np.dtype(dtype)} array, "
             f"got {array.shape} {array.dtype}"
         )
     if array.dtype.byteorder == ">":
@@ -49,52 +42,6 @@ def image_to_msg(array: np.ndarray, encoding: str, stamp: Time, frame_id: str) -
     msg.step = int(array.strides[0])
     msg.data = array.tobytes()
     return msg
-
-
-def image_from_msg(
-    msg: Image,
-    expected_encoding: str | None = None,
-    expected_size: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """A fresh (H, W[, C]) array from an Image; ValueError on a wrong encoding, size or layout.
-
-    ``expected_size`` is (width, height), as in CameraInfo.
-    """
-    if expected_encoding is not None and msg.encoding != expected_encoding:
-        raise ValueError(f"expected a {expected_encoding} image, got '{msg.encoding}'")
-    if msg.encoding not in ENCODINGS:
-        raise ValueError(f"unsupported encoding '{msg.encoding}'; supported: {sorted(ENCODINGS)}")
-    if expected_size is not None and (msg.width, msg.height) != tuple(expected_size):
-        raise ValueError(
-            f"expected a {expected_size[0]}x{expected_size[1]} image, got {msg.width}x{msg.height}"
-        )
-    dtype, channels = ENCODINGS[msg.encoding]
-    itemsize = np.dtype(dtype).itemsize
-    row = msg.width * channels * itemsize
-    if msg.step < row or len(msg.data) != msg.step * msg.height:
-        raise ValueError(
-            f"malformed {msg.encoding} image: {msg.width}x{msg.height}, step {msg.step} "
-            f"(at least {row} needed), {len(msg.data)} bytes (step x height needed)"
-        )
-    # msg.data supports the buffer protocol: one copy, into an array we own.
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :row]
-    byteorder = ">" if msg.is_bigendian else "<"
-    array = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(byteorder))
-    array = array.astype(dtype, copy=False)  # to native byte order (a no-op on little-endian data)
-    shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
-    return array.reshape(shape)
-
-
-def color_from_msg(msg: Image) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an ``rgb8`` (or ``bgr8``, converted) Image."""
-    if msg.encoding == "bgr8":
-        return np.ascontiguousarray(image_from_msg(msg)[..., ::-1])
-    return image_from_msg(msg, COLOR_ENCODING)
-
-
-def depth_from_msg(msg: Image) -> np.ndarray:
-    """(H, W) uint16 millimetres from a ``16UC1`` Image."""
-    return image_from_msg(msg, DEPTH_ENCODING)
 
 
 def camera_info_msg(intrinsics: CameraIntrinsics, stamp: Time, frame_id: str) -> CameraInfo:

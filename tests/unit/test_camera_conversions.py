@@ -86,7 +86,7 @@ def test_wrong_arrays_are_refused(array, encoding, match):
 
 def test_wrong_encoding_is_a_clear_error():
     msg = image_to_msg(synthetic_depth(0, 8, 6), "16UC1", STAMP, "f")
-    with pytest.raises(ValueError, match="expected a rgb8 image, got '16UC1'"):
+    with pytest.raises(ValueError, match="unsupported image encoding '16UC1' for a colour image"):
         color_from_msg(msg)
     msg.encoding = "32FC1"
     with pytest.raises(ValueError, match="unsupported encoding '32FC1'"):
