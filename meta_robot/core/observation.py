@@ -21,19 +21,25 @@ from meta_robot.arm import ArmState
 CAMERAS = ("front", "wrist")
 # RealSense-style topic prefix of each camera (relative names, so a namespace can hold two robots).
 CAMERA_NAMESPACES: Mapping[str, str] = {"front": "camera", "wrist": "wrist_camera"}
+# realsense2_camera's topics under a camera's namespace (the RealSense node and the sim bridge publish
+# them for any prefix, so they are kept apart from the namespaces).
+COLOR_IMAGE = "color/image_raw"
+COLOR_INFO = "color/camera_info"
+DEPTH_IMAGE = "aligned_depth_to_color/image_raw"
+DEPTH_INFO = "aligned_depth_to_color/camera_info"
 
 
 def color_topic(camera: str) -> str:
     """``camera/color/image_raw`` for the front camera, ``wrist_camera/...`` for the wrist."""
-    return f"{_namespace(camera)}/color/image_raw"
+    return f"{_namespace(camera)}/{COLOR_IMAGE}"
 
 
 def depth_topic(camera: str) -> str:
-    return f"{_namespace(camera)}/aligned_depth_to_color/image_raw"
+    return f"{_namespace(camera)}/{DEPTH_IMAGE}"
 
 
 def camera_info_topic(camera: str) -> str:
-    return f"{_namespace(camera)}/color/camera_info"
+    return f"{_namespace(camera)}/{COLOR_INFO}"
 
 
 def _namespace(camera: str) -> str:

@@ -11,48 +11,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from meta_robot.camera.image_decoding import color_from_msg
+
+# The schema's names the dataset's users read from this module (CAMERAS, NUM_JOINTS too) stay here.
+from meta_robot.core.observation import ACTION_NAMES as ACTION_NAMES
+from meta_robot.core.observation import (
+    CAMERAS,
+    CONTROL_RATE,
+    NUM_JOINTS,
+    STATE_DIM,
+    color_topic,
+    state_vector,
+)
+from meta_robot.core.observation import STATE_NAMES as STATE_NAMES
 from meta_robot.dataset.episodes import Episode, EpisodeError, deserialize, read_messages
 from meta_robot.geometry import quat_multiply, quat_normalize
 
-DEFAULT_FPS = 10.0
-NUM_JOINTS = 7
+DEFAULT_FPS = CONTROL_RATE  # a dataset step is a control step of the policy trained on it
+decode_image = color_from_msg  # the one image decoder, under the name the dataset's users know
 
 # Bag topic names of each stream (absolute names as recorded).
 DEFAULT_TOPICS: Mapping[str, str] = {
-    "front": "/camera/color/image_raw",
-    "wrist": "/wrist_camera/color/image_raw",
+    **{camera: "/" + color_topic(camera) for camera in CAMERAS},
     "joints": "/joint_states",
     "gripper": "/gripper/state",
     "ee_pose": "/ee_pose",
     "command": "/robot_command",
     "intervention": "/teleop/intervention",
 }
-CAMERAS = ("front", "wrist")
-
-STATE_NAMES = (
-    *(f"joint{i + 1}.pos" for i in range(NUM_JOINTS)),
-    "gripper.width",
-    "tcp.x",
-    "tcp.y",
-    "tcp.z",
-    "tcp.qx",
-    "tcp.qy",
-    "tcp.qz",
-    "tcp.qw",
-)
-ACTION_NAMES = (
-    "target.x",
-    "target.y",
-    "target.z",
-    "target.qx",
-    "target.qy",
-    "target.qz",
-    "target.qw",
-    "gripper.width",
-)
 MODE_DELTA = 1  # ArmCommand.MODE_DELTA
 
 
@@ -100,23 +88,6 @@ class _Stream:
         """Index of the latest sample at or before each time (``side='left'``: strictly before);
         -1 where there is none."""
         return np.searchsorted(np.asarray(self.times, dtype=np.int64), times, side=side) - 1
-
-
-def decode_image(msg, size: tuple[int, int] | None = None) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8) -> HxWx3 RGB uint8, resized to ``size`` =
-    (height, width) with OpenCV's area interpolation if given."""
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}.get(msg.encoding)
-    if channels is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r} (expected rgb8/bgr8/rgba8/bgra8)")
-    h, w = int(msg.height), int(msg.width)
-    rows = np.asarray(msg.data, dtype=np.uint8).reshape(h, int(msg.step))
-    image = rows[:, : w * channels].reshape(h, w, channels)
-    if msg.encoding.startswith("bgr"):
-        image = image[:, :, 2::-1]
-    image = np.ascontiguousarray(image[:, :, :3])
-    if size is not None and (h, w) != tuple(size):
-        image = cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
-    return image
 
 
 def _pose_array(pose) -> np.ndarray:
@@ -198,14 +169,13 @@ def resample_episode(
     action = action[keep].astype(np.float32)
     observed = {name: idx[keep] for name, idx in observed.items()}
 
-    joints = np.array(
-        [_joint_positions(streams["joints"].values[i]) for i in observed["joints"]], dtype=np.float32
-    ).reshape(-1, NUM_JOINTS)
-    gripper = np.array([streams["gripper"].values[i].width for i in observed["gripper"]], dtype=np.float32)
-    ee = np.array(
-        [_pose_array(streams["ee_pose"].values[i].pose) for i in observed["ee_pose"]], dtype=np.float32
-    )
-    state = np.concatenate([joints, gripper.reshape(-1, 1), ee.reshape(-1, 7)], axis=1)
+    state = np.zeros((len(steps), STATE_DIM), dtype=np.float32)
+    for row, (j, g, p) in enumerate(
+        zip(observed["joints"], observed["gripper"], observed["ee_pose"], strict=True)
+    ):
+        pose = _pose_array(streams["ee_pose"].values[p].pose)
+        joints = _joint_positions(streams["joints"].values[j])
+        state[row] = state_vector(joints, streams["gripper"].values[g].width, pose[:3], pose[3:])
 
     images: dict[str, np.ndarray] = {}
     if decode_images:
@@ -215,7 +185,7 @@ def resample_episode(
             frames = []
             for i in observed[name]:
                 if i not in cache:  # a camera slower than fps repeats its latest image
-                    cache[i] = decode_image(
+                    cache[i] = color_from_msg(
                         deserialize(stream.values[i], "sensor_msgs/msg/Image"), image_size
                     )
                 frames.append(cache[i])

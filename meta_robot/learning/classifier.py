@@ -17,11 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
+# The schema's state size and image preprocessing, importable from here as before.
+from meta_robot.core.observation import CAMERAS, IMAGE_SIZE
+from meta_robot.core.observation import STATE_DIM as STATE_DIM
+from meta_robot.core.observation import prepare_image as prepare_image
 from meta_robot.learning.checkpoints import CheckpointError, atomic_save, read_safetensors
 from meta_robot.learning.nets import ConvEncoder, random_shift, select_device
 from meta_robot.skills.registry import Literal
@@ -30,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "meta_robot.classifier/1"
 WEIGHTS_FILE = "classifier.safetensors"
-STATE_DIM = 15  # meta_robot.dataset.frames.STATE_NAMES
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class ClassifierConfig:
     """Shape of the network. ``atoms`` are PDDL atoms like ``"(holding red_cube)"``, one head each."""
 
     atoms: tuple[str, ...]
-    image_size: tuple[int, int] = (64, 64)  # (height, width) the images are resized to
-    cameras: tuple[str, ...] = ("front", "wrist")
+    image_size: tuple[int, int] = IMAGE_SIZE  # (height, width) the images are resized to
+    cameras: tuple[str, ...] = CAMERAS
     state_dim: int = STATE_DIM  # proprioception inputs; 0 = images only
     channels: int = 32  # conv width of the first layers (doubled in the last two)
     feature_dim: int = 128  # per-camera embedding
@@ -198,18 +200,6 @@ def load_classifier(path: str | Path, device: str | torch.device | None = None) 
 
 
 # --- inference -------------------------------------------------------------------------------------
-def prepare_image(image: np.ndarray, size: tuple[int, int], name: str = "image") -> np.ndarray:
-    """Check an RGB uint8 (H, W, 3) image and resize it (area interpolation, as the dataset does)."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"{name}: expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}"
-        )
-    if image.shape[:2] != tuple(size):
-        image = cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(image)
-
-
 @torch.no_grad()
 def predict_probabilities(
     model: PredicateClassifier,

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+# The schema's observation and state size, importable from here as before.
+from meta_robot.core.observation import IMAGE_SIZE
+from meta_robot.core.observation import STATE_DIM as STATE_DIM
+from meta_robot.core.observation import Observation as Observation
 from meta_robot.learning.checkpoints import CheckpointError, read_safetensors
-
-STATE_DIM = 15  # meta_robot.dataset.frames.STATE_NAMES: 7 joints, gripper width, TCP xyz + xyzw
 
 
 class PolicyError(ValueError):
@@ -37,16 +39,6 @@ class SkillRequest:
     skill: str
     arguments: tuple[str, ...] = ()
     goal_image: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the robot sees at one control step: RGB uint8 (H, W, 3) images by camera name, the
-    15-d proprioceptive state (:data:`STATE_DIM`), and the time in seconds."""
-
-    images: Mapping[str, np.ndarray]
-    state: np.ndarray
-    time: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,7 @@ class Policy(ABC):
     kind: str = ""
     skills: tuple[str, ...] = ()
     cameras: tuple[str, ...] = ()
-    image_size: tuple[int, int] = (64, 64)
+    image_size: tuple[int, int] = IMAGE_SIZE
     device: torch.device = torch.device("cpu")
     info: Mapping[str, Any] = {}
 

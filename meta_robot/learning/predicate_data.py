@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from meta_robot.core.observation import CAMERAS, IMAGE_SIZE, TCP_POSITION
 from meta_robot.dataset.episodes import Episode, EpisodeError, deserialize, list_episodes, read_messages
-from meta_robot.dataset.frames import CAMERAS, resample_episode
+from meta_robot.dataset.frames import resample_episode
 from meta_robot.skills.registry import Registry, load_registry
 from meta_robot.skills.world import DRAWER_JOINT, Grounding, WorldState
 
@@ -38,10 +39,10 @@ CACHE_DIR = Path(".cache") / "predicates"
 OBJECT_STATES_TOPIC = "/sim/object_states"
 GRIPPER_TOPIC = "/gripper/state"
 EE_POSE_TOPIC = "/ee_pose"
-DEFAULT_FPS = 5.0
-DEFAULT_IMAGE_SIZE = (64, 64)
-# Columns of EpisodeFrames.state used to rebuild the hand's position (see frames.STATE_NAMES).
-_TCP_POSITION = slice(8, 11)
+# Steps per second the classifier's samples are taken from an episode: its own rate, not the control
+# rate at which the policy's dataset is stepped (core.observation.CONTROL_RATE).
+CLASSIFIER_FPS = 5.0
+DEFAULT_IMAGE_SIZE = IMAGE_SIZE
 
 
 def atom_name(atom: Sequence[str]) -> str:
@@ -66,9 +67,9 @@ def registry_atoms(registry: Registry) -> tuple[str, ...]:
 
 @dataclass
 class EpisodeSamples:
-    """One episode's steps: images (N, H, W, 3) uint8, ``state`` (N, 15) float32 (frames.STATE_NAMES),
-    ``labels`` (N, A) bool and ``known`` (N, A) bool (False where an atom could not be evaluated, e.g.
-    before the first privileged message or for an object absent from the scene)."""
+    """One episode's steps: images (N, H, W, 3) uint8, ``state`` (N, 15) float32 (the schema's
+    STATE_NAMES), ``labels`` (N, A) bool and ``known`` (N, A) bool (False where an atom could not be
+    evaluated, e.g. before the first privileged message or for an object absent from the scene)."""
 
     episode_id: str
     skill: str
@@ -94,7 +95,7 @@ class PredicateDataset:
     atoms: tuple[str, ...]
     episodes: list[EpisodeSamples]
     root: str | None = None
-    fps: float = DEFAULT_FPS
+    fps: float = CLASSIFIER_FPS
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
 
     def __len__(self) -> int:
@@ -208,13 +209,13 @@ def episode_samples(
     episode: Episode,
     grounding: Grounding,
     atoms: Sequence[str],
-    fps: float = DEFAULT_FPS,
+    fps: float = CLASSIFIER_FPS,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
 ) -> EpisodeSamples:
     """Decode and label one episode (no cache)."""
     frames = resample_episode(episode, fps=fps, image_size=tuple(image_size))
     labels, known = label_steps(
-        episode, frames.timestamps_ns, frames.state[:, _TCP_POSITION], grounding, atoms
+        episode, frames.timestamps_ns, frames.state[:, TCP_POSITION], grounding, atoms
     )
     n = len(frames)
     shape = (0, *tuple(image_size), 3)
@@ -305,7 +306,7 @@ def _load_npz(path: Path) -> EpisodeSamples:
 
 def load_dataset(
     root: str | Path,
-    fps: float = DEFAULT_FPS,
+    fps: float = CLASSIFIER_FPS,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     skills: Iterable[str] | None = None,
     registry: Registry | None = None,

@@ -15,6 +15,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from meta_robot.core.observation import state_vector
 from meta_robot.learning.policy import Action, EpisodeState, Observation, Policy, PolicyError, SkillRequest
 
 
@@ -53,12 +54,12 @@ class InputBuffer:
         return [n for n in needed if n not in self.latest or now - self.latest[n].time > self.max_age]
 
     def observation(self, now: float, decode) -> Observation:
-        """The current observation; ``decode(raw_image) -> RGB uint8`` raises ValueError on a bad image."""
+        """The current observation; ``decode(raw_image) -> RGB uint8`` raises ValueError on a bad image,
+        and so does a state the schema's :func:`state_vector` cannot build (e.g. too few joints)."""
         images = {cam: decode(self.latest[cam].value) for cam in self.cameras}
-        joints = np.asarray(self.latest["joints"].value, dtype=np.float32)[:7]
-        width = float(self.latest["gripper"].value)
-        pose = np.asarray(self.latest["pose"].value, dtype=np.float32)
-        return Observation(images, np.concatenate([joints, [width], pose]).astype(np.float32), now)
+        pose = np.asarray(self.latest["pose"].value, dtype=np.float64)  # TCP position + xyzw
+        state = state_vector(self.latest["joints"].value, self.latest["gripper"].value, pose[:3], pose[3:])
+        return Observation(images, state, now)
 
 
 @dataclass

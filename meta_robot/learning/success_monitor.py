@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from meta_robot.dataset.frames import NUM_JOINTS
+from meta_robot.core.observation import CAMERAS, NUM_JOINTS, state_vector
 from meta_robot.learning.classifier import LoadedClassifier, effects_probability, literal_holds
 from meta_robot.learning.predicate_data import atom_name
 from meta_robot.skills.registry import GroundSkill, Registry
@@ -28,7 +28,7 @@ class Observation:
     """What the classifier sees at one camera frame: every camera's image and the 15-d state."""
 
     images: dict[str, np.ndarray]  # camera -> RGB uint8 (H, W, 3)
-    state: np.ndarray  # (15,) float32 in the order of frames.STATE_NAMES
+    state: np.ndarray  # (15,) float32 in the schema's order (core.observation.STATE_NAMES)
     stamp_ns: int  # stamp of the frame of ``stamp_camera``
 
 
@@ -42,7 +42,7 @@ class ObservationBuffer:
     """
 
     def __init__(
-        self, cameras: Sequence[str] = ("front", "wrist"), stamp_camera: str = "", needs_state: bool = True
+        self, cameras: Sequence[str] = CAMERAS, stamp_camera: str = "", needs_state: bool = True
     ) -> None:
         self.cameras = tuple(cameras)
         self.stamp_camera = stamp_camera or self.cameras[0]
@@ -100,7 +100,7 @@ class ObservationBuffer:
             stamp = self._images[self.stamp_camera][1]
             if self.needs_state:
                 assert self._joints is not None and self._gripper is not None and self._pose is not None
-                state = np.concatenate([self._joints, [self._gripper], self._pose]).astype(np.float32)
+                state = state_vector(self._joints, self._gripper, self._pose[:3], self._pose[3:])
             else:
                 state = np.zeros(0, np.float32)
         images = {c: (decode(v) if decode is not None else np.asarray(v)) for c, v in raw.items()}

@@ -39,7 +39,7 @@ from meta_robot.learning.classifier import (
 )
 from meta_robot.learning.metrics import calibrated_threshold, rates_at_threshold, roc_auc
 from meta_robot.learning.predicate_data import (
-    DEFAULT_FPS,
+    CLASSIFIER_FPS,
     DEFAULT_IMAGE_SIZE,
     PredicateDataset,
     SampleArrays,
@@ -333,7 +333,7 @@ def train_classifier(
     held_out_fraction: float = 0.3,
     max_fpr: float = 0.02,
     min_tpr: float | None = 0.9,
-    fps: float = DEFAULT_FPS,
+    fps: float = CLASSIFIER_FPS,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     skills: Iterable[str] | None = None,
     model_options: Mapping[str, Any] | None = None,

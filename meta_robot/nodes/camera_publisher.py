@@ -15,6 +15,7 @@ from meta_robot.camera.ros_conversions import (
     camera_info_msg,
     image_to_msg,
 )
+from meta_robot.core.observation import COLOR_IMAGE, COLOR_INFO, DEPTH_IMAGE, DEPTH_INFO
 
 # RELIABLE, KEEP_LAST 2, VOLATILE. Why: with Fast DDS's shared-memory transport
 # (config/fastdds.xml) reliable 640x480 images arrive complete at camera rate
@@ -28,11 +29,6 @@ IMAGE_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-
-COLOR_IMAGE = "color/image_raw"
-COLOR_INFO = "color/camera_info"
-DEPTH_IMAGE = "aligned_depth_to_color/image_raw"
-DEPTH_INFO = "aligned_depth_to_color/camera_info"
 
 
 def camera_topics(prefix: str) -> dict[str, str]:

@@ -30,7 +30,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
 from meta_robot import paths
-from meta_robot.dataset.frames import STATE_NAMES, decode_image
+from meta_robot.camera.image_decoding import color_from_msg
+from meta_robot.core.observation import CAMERAS, STATE_NAMES, color_topic
 from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 from meta_robot.learning.classifier import (
     CheckpointError,
@@ -52,7 +53,7 @@ from meta_robot.nodes.parameters import declare_config
 from meta_robot.nodes.qos import LATEST_ONLY
 from meta_robot.skills.registry import load_registry
 
-CAMERA_TOPICS = {"front": "camera/color/image_raw", "wrist": "wrist_camera/color/image_raw"}
+CAMERA_TOPICS = {camera: color_topic(camera) for camera in CAMERAS}
 TRIGGER_CAMERA = "front"  # each of its frames is one estimate
 DEFAULT_CHECKPOINT = "success_classifier"  # the shipped one, in checkpoints/manifest.yaml
 THROTTLE_S = 5.0
@@ -243,7 +244,7 @@ class ClassifierNode(Node):
 
     # -- inference ---------------------------------------------------------------------------------
     def _decode(self, msg: Image) -> np.ndarray:
-        return decode_image(msg, self._size)
+        return color_from_msg(msg, self._size)
 
     def _work(self) -> None:
         while True:

@@ -32,11 +32,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 
-from meta_robot.dataset.frames import decode_image
+from meta_robot.camera.image_decoding import color_from_msg
+from meta_robot.core.observation import CAMERA_NAMESPACES, CAMERAS, COLOR_IMAGE
 from meta_robot.nodes.entry import run_node
 from meta_robot.nodes.parameters import declare_config
 
-DEFAULT_CAMERAS = ("camera", "wrist_camera")
+DEFAULT_CAMERAS = tuple(CAMERA_NAMESPACES[camera] for camera in CAMERAS)  # topic prefixes
 # Relative ROS topic -> how it is shown. "json": the message as JSON (all its fields).
 JSON_TOPICS = (
     "joint_states",
@@ -145,7 +146,7 @@ class LiveView:
             name=name, host=config.host, port=config.port, server_listener=self._latch
         )
         self.images = {
-            prefix: CompressedImageChannel(resolve(f"{prefix}/color/image_raw")) for prefix in config.cameras
+            prefix: CompressedImageChannel(resolve(f"{prefix}/{COLOR_IMAGE}")) for prefix in config.cameras
         }
         self.poses = {topic: PoseInFrameChannel(resolve(topic)) for topic in POSE_TOPICS}
         self.json = {
@@ -172,7 +173,7 @@ class LiveView:
         channel = self.images[prefix]
         if not channel.has_sinks() or not self._image_limit.ready(prefix):
             return False
-        rgb = decode_image(msg)
+        rgb = color_from_msg(msg)
         ok, jpeg = cv2.imencode(
             ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
         )
@@ -248,7 +249,7 @@ class LiveViewNode(Node):
         self.view = LiveView(config, self.resolve_topic_name, name=self.get_fully_qualified_name())
         for prefix in config.cameras:
             self.create_subscription(
-                Image, f"{prefix}/color/image_raw", lambda m, p=prefix: self.view.show_image(p, m), IMAGE_QOS
+                Image, f"{prefix}/{COLOR_IMAGE}", lambda m, p=prefix: self.view.show_image(p, m), IMAGE_QOS
             )
         for topic in POSE_TOPICS:
             self.create_subscription(PoseStamped, topic, lambda m, t=topic: self.view.show_pose(t, m), 10)

@@ -32,7 +32,8 @@ from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 
 from meta_robot.arm import Pose
-from meta_robot.dataset.frames import decode_image
+from meta_robot.camera.image_decoding import color_from_msg
+from meta_robot.core.observation import color_topic
 from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 from meta_robot.learning.policy import Action, PolicyError, SkillRequest, load_policy
 from meta_robot.learning.skill_execution import InputBuffer, Outcome, SkillExecutor, SkillSession
@@ -42,8 +43,6 @@ from meta_robot.nodes.parameters import declare_config
 from meta_robot.nodes.qos import LATEST_ONLY
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.skills.registry import RegistryError, load_registry
-
-CAMERA_TOPICS = {"front": "camera/color/image_raw", "wrist": "wrist_camera/color/image_raw"}
 
 
 @dataclass
@@ -119,7 +118,7 @@ class PolicyServerNode(Node):
             for camera in self.policy.cameras:
                 self.create_subscription(
                     Image,
-                    channel.topic(CAMERA_TOPICS[camera]),
+                    channel.topic(color_topic(camera)),
                     lambda msg, c=channel, cam=camera: self._on_input(c, cam, msg),
                     LATEST_ONLY,
                 )
@@ -179,7 +178,7 @@ class PolicyServerNode(Node):
         channel.inputs.put(name, self._now(), value)
 
     def _decode(self, msg: Image) -> np.ndarray:
-        return decode_image(msg)
+        return color_from_msg(msg)  # at camera size: the policy resizes with the schema's prepare_image
 
     # -- goals -------------------------------------------------------------------------------------
     def _on_goal(self, goal: ExecuteSkill.Goal) -> GoalResponse:

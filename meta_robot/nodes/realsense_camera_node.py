@@ -24,6 +24,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from meta_robot.camera.realsense import EndOfRecording, RealSenseCamera, RealSenseConfig
+from meta_robot.core.observation import CAMERA_NAMESPACES
 from meta_robot.nodes.arm_messages import seconds_to_stamp
 from meta_robot.nodes.camera_publisher import CameraPublisher
 from meta_robot.nodes.entry import run_node
@@ -40,7 +41,7 @@ class RealSenseCameraNode(Node):
         config = declare_config(self, "", RealSenseConfig)
         prefix = self.declare_parameter(
             "topic_prefix",
-            "camera",
+            CAMERA_NAMESPACES["front"],
             ParameterDescriptor(description="topics are <topic_prefix>/color/image_raw, ..."),
         ).value
         frame_id = (

@@ -27,6 +27,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 
+from meta_robot.core.observation import CAMERA_NAMESPACES, CAMERAS
+from meta_robot.nodes.camera_publisher import camera_topics
 from meta_robot.nodes.driver_interface import LATCHED
 from meta_robot.nodes.entry import run_node
 from meta_robot.nodes.parameters import declare_config
@@ -37,6 +39,7 @@ from meta_robot.recording.typestore import typestore
 from meta_robot.recording.writer import MIB, EpisodeRecorder, WriterOptions, calibration_from_camera_info
 
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+IMAGE = "sensor_msgs/msg/Image"
 DEFAULT_TOPICS = (
     "joint_states:sensor_msgs/msg/JointState",
     "ee_pose:geometry_msgs/msg/PoseStamped",
@@ -44,14 +47,11 @@ DEFAULT_TOPICS = (
     "robot_command:meta_robot_interfaces/msg/ArmCommand",
     "safety/refusals:std_msgs/msg/String",
     "safety/estop_active:std_msgs/msg/Bool",
-    "camera/color/image_raw:sensor_msgs/msg/Image",
-    "camera/aligned_depth_to_color/image_raw:sensor_msgs/msg/Image",
-    "camera/color/camera_info:sensor_msgs/msg/CameraInfo",
-    "camera/aligned_depth_to_color/camera_info:sensor_msgs/msg/CameraInfo",
-    "wrist_camera/color/image_raw:sensor_msgs/msg/Image",
-    "wrist_camera/aligned_depth_to_color/image_raw:sensor_msgs/msg/Image",
-    "wrist_camera/color/camera_info:sensor_msgs/msg/CameraInfo",
-    "wrist_camera/aligned_depth_to_color/camera_info:sensor_msgs/msg/CameraInfo",
+    *(
+        f"{topic}:{CAMERA_INFO if key.endswith('info') else IMAGE}"
+        for camera in CAMERAS
+        for key, topic in camera_topics(CAMERA_NAMESPACES[camera]).items()
+    ),
     "teleop/operator_input:meta_robot_interfaces/msg/OperatorInput",
     "teleop/intervention:meta_robot_interfaces/msg/Intervention",
     "teleop/episode_event:meta_robot_interfaces/msg/EpisodeEvent",

@@ -25,6 +25,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
 from meta_robot.arm import Pose
+from meta_robot.core.observation import CAMERA_NAMESPACES
 from meta_robot.nodes.arm_messages import pose_to_msg, seconds_to_stamp
 from meta_robot.nodes.camera_publisher import CameraPublisher
 from meta_robot.nodes.driver_interface import DriverInterface, ensure_sole_driver
@@ -33,7 +34,6 @@ from meta_robot.sim.rendering import WorkcellRenderer
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
 
-CAMERA_TOPICS = {"front": "camera", "wrist": "wrist_camera"}  # sim camera -> RealSense-style prefix
 MAX_LAG = 0.5  # s behind the wall clock before the real-time loop stops trying to catch up
 
 
@@ -84,7 +84,7 @@ class SimBridgeNode(Node):
         self.cameras = (
             {
                 name: CameraPublisher(self, prefix, frame_id=f"{prefix}_color_optical_frame")
-                for name, prefix in CAMERA_TOPICS.items()
+                for name, prefix in CAMERA_NAMESPACES.items()  # MJCF camera name -> topic prefix
             }
             if self.renderer
             else {}
