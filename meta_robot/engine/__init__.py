@@ -1,0 +1,1 @@
+"""The data engine: in-process, headless, parallel episodes stored as simulator states (see DESIGN.md)."""

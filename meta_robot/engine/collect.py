@@ -1,0 +1,180 @@
+"""``meta-robot collect``: scripted demonstrations in parallel headless workers, stored as states.
+
+For every episode: a seed, the scenario and set-up skills its preconditions need, then the scripted
+expert's demonstration through the teleop integrator and the driver's safety layer, recorded per
+control step (:mod:`meta_robot.engine.store`). Failed demonstrations are kept with outcome "failure"
+(the classifier's negatives); a seed whose set-up fails is skipped and counted. Episodes already on
+disk are not collected again, so an interrupted collection resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meta_robot.engine.store import EngineEpisodeMeta, episode_path, write_episode
+from meta_robot.engine.workers import JobResult, WorkerPool, default_workers
+from meta_robot.skills.episode_plan import argument_cycle
+from meta_robot.skills.registry import Registry, RegistryError, load_registry
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SEED_START = 1000  # demonstrations; held-out evaluation seeds start at 100 000
+
+
+@dataclass(frozen=True)
+class CollectJob:
+    skill: str
+    arguments: tuple[str, ...]
+    seed: int
+
+
+@dataclass
+class CollectReport:
+    """What a collection produced, per skill, and how fast."""
+
+    episodes: Counter[str] = field(default_factory=Counter)  # stored, by skill
+    successes: Counter[str] = field(default_factory=Counter)
+    setup_failures: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # jobs that raised or whose worker died
+    skipped: int = 0  # already on disk
+    steps: int = 0  # control steps stored
+    sim_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def episodes_per_hour(self) -> float:
+        return 3600.0 * sum(self.episodes.values()) / self.wall_seconds if self.wall_seconds else 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"{s}: {self.episodes[s]} episodes, {self.successes[s]} successful, "
+            f"{self.setup_failures[s]} seeds skipped (set-up failed)"
+            for s in sorted(set(self.episodes) | set(self.setup_failures))
+        ]
+        total = sum(self.episodes.values())
+        lines.append(
+            f"{total} episodes ({self.steps} steps, {self.sim_seconds:.0f} s of sim time) in "
+            f"{self.wall_seconds:.0f} s on {self.workers} workers = {self.episodes_per_hour:.0f} "
+            f"episodes/hour; {self.skipped} already on disk, {len(self.errors)} lost to errors"
+        )
+        return "\n".join(lines)
+
+
+def resolve_skills(registry: Registry, skills: Sequence[str]) -> list[str]:
+    """``all`` -> every registry skill; unknown names fail with the known ones listed."""
+    if list(skills) == ["all"] or not skills:
+        return list(registry.skills)
+    for name in skills:
+        registry.skill(name)  # raises RegistryError naming the known skills
+    return list(skills)
+
+
+def collection_jobs(
+    registry: Registry, skills: Sequence[str], episodes: int, seed_start: int = TRAIN_SEED_START
+) -> list[CollectJob]:
+    """``episodes`` jobs per skill, cycling through its groundings, seeds ``seed_start`` onwards."""
+    if episodes < 0:
+        raise ValueError(f"episodes must be >= 0, got {episodes}")
+    jobs = []
+    for name in resolve_skills(registry, skills):
+        groundings = argument_cycle(registry, name, None)
+        for i in range(episodes):
+            ground = next(groundings)
+            jobs.append(CollectJob(name, tuple(ground.arguments), seed_start + i))
+    # Interleave skills so that an interrupted run has some of every skill.
+    return sorted(jobs, key=lambda j: (j.seed, j.skill))
+
+
+def _init_worker(root: str) -> dict[str, Any]:
+    from meta_robot.engine.simulation import EngineSim
+
+    return {"sim": EngineSim(), "root": root}
+
+
+def _run_job(state: dict[str, Any], job: CollectJob) -> dict[str, Any]:
+    from meta_robot.engine.simulation import SetupFailed
+
+    sim = state["sim"]
+    ground = sim.registry.ground(job.skill, job.arguments)
+    started = time.perf_counter()
+    try:
+        episode = sim.run_expert(ground, job.seed)
+    except SetupFailed as exc:
+        return {"setup_failed": str(exc)}
+    path = write_episode(state["root"], episode)
+    return {
+        "path": str(path),
+        "success": episode.meta.success,
+        "steps": len(episode),
+        "sim_seconds": episode.meta.duration,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def _stored(root: Path, job: CollectJob) -> bool:
+    meta = EngineEpisodeMeta(job.skill, job.arguments, "", job.seed, "expert", "", "")
+    return episode_path(root, meta).is_file()
+
+
+def collect(
+    root: str | Path,
+    skills: Sequence[str] = ("all",),
+    episodes: int = 10,
+    workers: int | None = None,
+    seed_start: int = TRAIN_SEED_START,
+    progress: bool = True,
+    registry: Registry | None = None,
+) -> CollectReport:
+    """Collect ``episodes`` demonstrations of each of ``skills`` into ``root`` (see the module doc)."""
+    from tqdm import tqdm
+
+    registry = registry or load_registry()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = collection_jobs(registry, skills, episodes, seed_start)
+    todo = [j for j in jobs if not _stored(root, j)]
+    report = CollectReport(workers=workers or default_workers(), skipped=len(jobs) - len(todo))
+    started = time.perf_counter()
+    if todo:
+        with (
+            WorkerPool(min(report.workers, len(todo)), _init_worker, str(root), _run_job) as pool,
+            tqdm(total=len(todo), desc="collect", unit="ep", disable=not progress) as bar,
+        ):
+            for result in pool.map(todo):
+                _account(report, result)
+                bar.update(1)
+                done = sum(report.episodes.values())
+                bar.set_postfix(ok=f"{sum(report.successes.values())}/{done}", lost=len(report.errors))
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _account(report: CollectReport, result: JobResult) -> None:
+    job: CollectJob = result.job
+    if not result.ok:
+        what = "worker died" if result.crashed else "error"
+        report.errors.append(f"{job.skill} {list(job.arguments)} seed {job.seed}: {what}: {result.error}")
+        logger.error("episode lost: %s", report.errors[-1])
+        return
+    value = result.value
+    if "setup_failed" in value:
+        report.setup_failures[job.skill] += 1
+        return
+    report.episodes[job.skill] += 1
+    report.successes[job.skill] += bool(value["success"])
+    report.steps += int(value["steps"])
+    report.sim_seconds += float(value["sim_seconds"])
+
+
+def check_skills(registry: Registry, skills: Iterable[str]) -> None:
+    """Raise :class:`RegistryError` for a skill the registry does not know."""
+    for name in skills:
+        if name != "all" and name not in registry.skills:
+            raise RegistryError(f"unknown skill {name!r}; skills: {sorted(registry.skills)}")
