@@ -43,7 +43,7 @@ class CameraRig:
         m, d = self.workcell.model, self.workcell.data
         mujoco.mj_kinematics(m, d)
         mujoco.mj_camlight(m, d)
-        return {c: prepare_image(self.renderer.render(c).rgb, self.image_size, c) for c in CAMERAS}
+        return {c: prepare_image(self.renderer.render(c).color, self.image_size, c) for c in CAMERAS}
 
     def render_states(self, physics: np.ndarray) -> np.ndarray:
         """(T, cameras, H, W, 3) uint8 for stored physics states (T, S)."""

@@ -17,6 +17,7 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -247,6 +248,7 @@ class LearnerRollout:
         self.success = False
         self._expert_steps = 0
         self._state = sim.arm.read_state()
+        self.policy_state: Any = None  # the learner's own per-episode state (Policy.start's)
 
     @property
     def state(self) -> ArmState:
@@ -326,14 +328,13 @@ PolicyStep = Callable[[list[LearnerRollout]], list[Action]]
 
 
 def run_learners(rollouts: list[LearnerRollout], act: PolicyStep) -> list[EngineEpisode]:
-    """Step every rollout until it ends, the learner's actions for the running ones computed in one
-    batched call per control step; returns their episodes in order."""
+    """Step every rollout until it ends, the learner's actions for all running ones computed in one
+    batched call per control step (also on the steps the expert executes, so the learner's own
+    per-episode state, e.g. its action chunks, runs on unbroken); returns their episodes in order."""
     running = list(rollouts)
     while running:
-        expert_turn = {id(r): r.expert_acts_next() for r in running}
-        learners = [r for r in running if not expert_turn[id(r)]]
-        actions = dict(zip((id(r) for r in learners), act(learners), strict=True)) if learners else {}
-        for r in running:
-            r.step(actions.get(id(r)))
+        actions = act(running)
+        for rollout, action in zip(running, actions, strict=True):
+            rollout.step(None if rollout.expert_acts_next() else action)
         running = [r for r in running if not r.done]
     return [r.episode() for r in rollouts]
