@@ -137,7 +137,7 @@ class PolicyServerNode(Node):
             self.create_subscription(
                 PoseStamped,
                 channel.topic("ee_pose"),
-                lambda msg, c=channel: self._on_input(c, "pose", _pose_values(msg)),
+                lambda msg, c=channel: self._on_input(c, "pose", pose_values(msg)),
                 LATEST_ONLY,
             )
             self._subscribe_success(channel)
@@ -321,7 +321,8 @@ class PolicyServerNode(Node):
                 self._stop_arm(channel)
 
 
-def _pose_values(msg: PoseStamped) -> list[float]:
+def pose_values(msg: PoseStamped) -> list[float]:
+    """``ee_pose`` as the input buffer keeps it: TCP position, then orientation xyzw (the schema's)."""
     p, q = msg.pose.position, msg.pose.orientation
     return [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
 

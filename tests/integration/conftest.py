@@ -11,6 +11,10 @@ import pytest
 
 from meta_robot.launcher import terminate
 
+# Headless MuJoCo rendering (as run.sh sets it) for in-process renderers and the nodes started here:
+# mujoco picks its GL backend when it is first imported, before any test module could set it.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 
 @pytest.fixture(scope="module")
 def franky_sim_address():
