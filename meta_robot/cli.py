@@ -168,6 +168,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return 0
 
     skills = list(load_registry().skills) if args.name == ["all"] else args.name
+    if args.in_process:
+        return _eval_in_process(args, skills)
     for skill in skills:
         evaluate_skill(
             skill,
@@ -179,6 +181,57 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             seed_start=args.seed_start,
             real_time_factor=args.real_time_factor,
         )
+    return 0
+
+
+def _eval_in_process(args: argparse.Namespace, skills: list[str]) -> int:
+    from meta_robot.engine.learner import evaluate_in_process, write_learner_report
+    from meta_robot.learning.checkpoint_registry import resolve_checkpoint
+
+    policy = resolve_checkpoint(args.policy, "policy")
+    report = evaluate_in_process(str(policy), skills, args.episodes, args.seed_start, args.workers)
+    print(write_learner_report(report, Path(args.out), f"{args.policy} (in-process)"))
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from meta_robot.engine.collect import collect
+
+    report = collect(Path(args.out), args.skill, args.episodes, args.workers, args.seed_start)
+    print(report.summary())
+    for error in report.errors:
+        print(f"lost: {error}", file=sys.stderr)
+    return 0 if sum(report.episodes.values()) or report.skipped else 1
+
+
+def _train_skills(args: argparse.Namespace, command: str) -> int:
+    from meta_robot.engine.pipeline import PipelineSettings, train_skills
+
+    settings = PipelineSettings(
+        skills=tuple(args.skills),
+        demos=args.demos,
+        epochs=args.epochs,
+        dagger_rounds=args.dagger_rounds,
+        dagger_episodes=args.dagger_episodes,
+        dagger_epochs=args.dagger_epochs,
+        expert_share=args.expert_share,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        image_size=(args.image_size, args.image_size),
+        pooling=args.pooling,
+    )
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = train_skills(
+        Path(args.out or "out/train_skills"), settings, args.workers, args.device, args.ship, command=command
+    )
+    for skill, v in result.report["evaluation"]["skills"].items():
+        low, high = v["ci95"]
+        print(f"{skill}: {v['successes']}/{v['episodes']} in-process (95 % CI {low:.0%}-{high:.0%})")
+    print(f"policy: {result.policy}; report: {result.out_dir / 'report.yaml'}")
     return 0
 
 
@@ -244,6 +297,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import shlex
 
+    if args.model == "skills":
+        return _train_skills(args, shlex.join(["meta-robot", *sys.argv[1:]]))
     common = {
         "epochs": args.epochs,
         "seed": args.seed,
@@ -417,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="task: learned skills (policy server) or the privileged scripted operator's",
     )
     ev.add_argument("--record", action="store_true", help="task: record every episode (rosbag2 MCAP)")
+    ev.add_argument(
+        "--in-process",
+        action="store_true",
+        help="skill: in the data engine's workers instead of through the graph (fast, for large N)",
+    )
+    ev.add_argument("--workers", type=int, default=None, help="--in-process: worker processes (all cores)")
     ev.set_defaults(func=_cmd_eval)
 
     ship = sub.add_parser(
@@ -447,8 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--log-dir", type=Path, default=None)
     replay.set_defaults(func=_cmd_replay)
 
-    train = sub.add_parser("train", help="train a model from recorded episodes")
-    train.add_argument("model", choices=("classifier", "policy"))
+    col = sub.add_parser(
+        "collect", help="scripted demonstrations in parallel headless workers (data engine, stored as states)"
+    )
+    col.add_argument("--skill", nargs="+", default=["all"], help="registry skill name(s), or 'all'")
+    col.add_argument("--episodes", type=int, default=100, help="episodes per skill")
+    col.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    col.add_argument("--out", default="data/engine", help="dataset folder")
+    col.add_argument("--seed-start", type=int, default=1000, help="first scenario seed")
+    col.set_defaults(func=_cmd_collect)
+
+    train = sub.add_parser(
+        "train", help="train a model from episodes; 'skills': the whole pipeline from nothing (data engine)"
+    )
+    train.add_argument("model", choices=("classifier", "policy", "skills"))
     train.add_argument("--data", default="data/episodes", help="episode folder")
     train.add_argument("--out", default=None, help="checkpoint folder (default out/<model>)")
     train.add_argument("--epochs", type=int, default=10)
@@ -467,6 +540,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-from", default=None, help="classifier: fine-tune this one (manifest name or path)"
     )
+    pipe = train.add_argument_group(
+        "skills (the pipeline: collect, render, policy, DAgger, evaluate, report)"
+    )
+    pipe.add_argument("--skills", nargs="+", default=["all"], help="registry skills, or 'all'")
+    pipe.add_argument("--demos", type=int, default=100, help="scripted demonstrations per skill")
+    pipe.add_argument("--dagger-rounds", type=int, default=2)
+    pipe.add_argument("--dagger-episodes", type=int, default=30, help="learner rollouts per skill and round")
+    pipe.add_argument("--dagger-epochs", type=int, default=3, help="refit epochs per round")
+    pipe.add_argument("--expert-share", type=float, default=0.5, help="steps the expert executes in round 1")
+    pipe.add_argument("--eval-episodes", type=int, default=50, help="held-out seeds per skill")
+    pipe.add_argument("--batch-size", type=int, default=64)
+    pipe.add_argument("--workers", type=int, default=None, help="engine worker processes (all cores)")
+    pipe.add_argument("--ship", action="store_true", help="enter the final policy in checkpoints/")
     train.set_defaults(func=_cmd_train)
 
     teleop = sub.add_parser("teleop", help="drive the arm from a device (keyboard in this terminal)")

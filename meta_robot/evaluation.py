@@ -12,15 +12,12 @@ a 95 % Wilson interval per grounding and overall, and writes a plot and a YAML o
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
 from geometry_msgs.msg import PoseStamped
 from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import GripperState, ObjectStates
@@ -29,6 +26,7 @@ from rclpy.action import ActionClient
 from meta_robot.data_collection import RecordSession
 from meta_robot.graph import sim_graph
 from meta_robot.launcher import GraphProcesses
+from meta_robot.learning.eval_report import EpisodeResult, SkillEvalReport, write_report
 from meta_robot.nodes.background import BackgroundNode
 from meta_robot.nodes.world_messages import world_from_messages
 from meta_robot.ros_env import apply_loopback_environment
@@ -40,61 +38,6 @@ logger = logging.getLogger(__name__)
 
 HELD_OUT_SEED_START = 100_000  # recordings use seeds from 1000: evaluation seeds never overlap them
 OUTCOMES = {v: k.lower() for k, v in vars(ExecuteSkill.Result).items() if k.isupper() and isinstance(v, int)}
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % (z = 1.96) Wilson score interval of a success rate; (0, 1) with no trials."""
-    if trials == 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-@dataclass
-class EpisodeResult:
-    seed: int
-    skill: str  # ground skill, e.g. "(pick red_cube)"
-    success: bool
-    server_outcome: str  # what the policy server answered (succeeded, timed_out, preempted...)
-    duration: float  # s of wall time from goal to judgement
-    message: str = ""
-
-
-@dataclass
-class SkillEvalReport:
-    skill: str
-    policy: str
-    episodes: list[EpisodeResult] = field(default_factory=list)
-    setup_failures: int = 0
-
-    @property
-    def successes(self) -> int:
-        return sum(e.success for e in self.episodes)
-
-    @property
-    def success_rate(self) -> float:
-        return self.successes / len(self.episodes) if self.episodes else 0.0
-
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.successes, len(self.episodes))
-
-    def by_grounding(self) -> dict[str, tuple[int, int]]:
-        tally: dict[str, tuple[int, int]] = {}
-        for e in self.episodes:
-            ok, n = tally.get(e.skill, (0, 0))
-            tally[e.skill] = (ok + e.success, n + 1)
-        return tally
-
-    def summary(self) -> str:
-        low, high = self.interval()
-        parts = ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in self.by_grounding().items())
-        return (
-            f"{self.skill} ({self.policy}): {self.successes}/{len(self.episodes)} = {self.success_rate:.1%} "
-            f"(95 % CI {low:.1%}-{high:.1%}); {parts}; {self.setup_failures} seeds skipped (set-up failed)"
-        )
 
 
 class Referee:
@@ -232,49 +175,3 @@ def evaluate_skill(
     echo(report.summary())
     write_report(report, out_dir)
     return report
-
-
-def write_report(report: SkillEvalReport, out_dir: Path) -> None:
-    """``<skill>.yaml`` (every episode) and ``<skill>.png`` (rate and interval per grounding)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    low, high = report.interval()
-    record = {
-        "skill": report.skill,
-        "policy": report.policy,
-        "episodes": len(report.episodes),
-        "successes": report.successes,
-        "success_rate": report.success_rate,
-        "ci95": [low, high],
-        "setup_failures": report.setup_failures,
-        "by_grounding": {k: {"successes": ok, "episodes": n} for k, (ok, n) in report.by_grounding().items()},
-        "results": [asdict(e) for e in report.episodes],
-    }
-    (out_dir / f"{report.skill}.yaml").write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
-    names = ["all", *report.by_grounding()]
-    counts = [(report.successes, len(report.episodes)), *report.by_grounding().values()]
-    rates = [ok / n if n else 0.0 for ok, n in counts]
-    intervals = [wilson_interval(ok, n) for ok, n in counts]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(names)), 3.5))
-    ax.bar(names, rates, color=["tab:blue"] + ["tab:gray"] * (len(names) - 1))
-    ax.errorbar(
-        names,
-        rates,
-        yerr=[
-            [r - lo for r, (lo, _) in zip(rates, intervals, strict=True)],
-            [hi - r for r, (_, hi) in zip(rates, intervals, strict=True)],
-        ],
-        fmt="none",
-        ecolor="black",
-        capsize=4,
-    )
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("success rate (95 % CI)")
-    ax.set_title(f"{report.skill}: {report.successes}/{len(report.episodes)} with {report.policy}")
-    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{report.skill}.png", dpi=100)
-    plt.close(fig)

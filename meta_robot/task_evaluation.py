@@ -33,9 +33,10 @@ from meta_robot_interfaces.msg import SkillStatus
 from meta_robot_interfaces.srv import PerturbObject, ResetSim, StartEpisode, StopEpisode
 from rclpy.action import ActionClient
 
-from meta_robot.evaluation import HELD_OUT_SEED_START, Referee, wilson_interval
+from meta_robot.evaluation import HELD_OUT_SEED_START, Referee
 from meta_robot.graph import sim_graph
 from meta_robot.launcher import GraphProcesses
+from meta_robot.learning.metrics import wilson_interval
 from meta_robot.nodes.background import BackgroundNode
 from meta_robot.planning.symbolic import holds
 from meta_robot.planning.tasks import Task, load_tasks

@@ -20,6 +20,7 @@ from typing import Any
 from meta_robot.core.observation import IMAGE_SIZE
 from meta_robot.engine.store import write_episode
 from meta_robot.engine.workers import WorkerPool, default_workers
+from meta_robot.learning.eval_report import EpisodeResult, SkillEvalReport, write_report
 from meta_robot.skills.episode_plan import argument_cycle
 from meta_robot.skills.registry import Registry, load_registry
 
@@ -189,3 +190,28 @@ def evaluate_in_process(
     registry = registry or load_registry()
     jobs = learner_jobs(registry, skills, episodes, seed_start)
     return run_policy(LearnerSettings(policy), jobs, workers, group, progress, desc="eval in-process")
+
+
+def skill_reports(report: LearnerReport, policy: str) -> dict[str, SkillEvalReport]:
+    """The in-process outcomes as the graph evaluation's per-skill reports (same YAML and plot)."""
+    out: dict[str, SkillEvalReport] = {}
+    for o in report.outcomes:
+        entry = out.setdefault(o.job.skill, SkillEvalReport(o.job.skill, policy))
+        if o.setup_failed or o.error:
+            entry.setup_failures += 1
+            continue
+        ground = f"({' '.join((o.job.skill, *o.job.arguments))})"
+        outcome = "succeeded" if o.success else "timed_out"
+        entry.episodes.append(EpisodeResult(o.job.seed, ground, o.success, outcome, o.sim_seconds))
+    return out
+
+
+def write_learner_report(report: LearnerReport, out_dir: Path, policy: str) -> str:
+    """``<skill>.yaml`` and ``<skill>.png`` per skill under ``out_dir``; returns the summary lines."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for skill_report in skill_reports(report, policy).values():
+        write_report(skill_report, out_dir)
+        lines.append(skill_report.summary())
+    lines.append(f"{len(report.outcomes)} episodes in {report.wall_seconds:.0f} s")
+    return "\n".join(lines)

@@ -109,10 +109,13 @@ def ship_checkpoint(
     run_dir: Path,
     scores: dict[str, Any] | None = None,
     directory: Path | None = None,
+    data: Any = None,
+    command: str | None = None,
 ) -> CheckpointEntry:
     """Copy a training run's weights, record and curves into ``<directory>/<name>/`` and enter them
     in the manifest with their digest, the command and data that produced them, and ``scores``
-    (merged over the scores already recorded for ``name``)."""
+    (merged over the scores already recorded for ``name``). ``data`` and ``command`` replace what
+    the run record says (a pipeline enters its data summary and its own command line)."""
     import shutil
 
     if kind not in RUN_FILES:
@@ -141,8 +144,10 @@ def ship_checkpoint(
         "kind": kind,
         "file": f"{name}/{weights_name}",
         "sha256": sha256_of(target / weights_name),
-        "command": record.get("command", ""),
-        "data": f"{record.get('data', {}).get('root', '')} ({count} episodes; split in {name}/{record_name})",
+        "command": command or record.get("command", ""),
+        "data": data
+        if data is not None
+        else f"{record.get('data', {}).get('root', '')} ({count} episodes; split in {name}/{record_name})",
         "scores": {**(entries.get(name, {}).get("scores") or {}), **(scores or {})},
     }
     tmp = manifest_path.with_suffix(".tmp")

@@ -134,3 +134,18 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     tp = np.r_[0, np.cumsum(y_sorted)][counts]
     fp = counts - tp
     return fp / n_neg, tp / n_pos, thresholds
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % (z = 1.96) Wilson score interval of a success rate; (0, 1) with no trials. The interval
+    always contains the observed rate: at 0/n or n/n the floating-point bound (0.9999999999999999 for
+    6/6) is the rate itself, so an error bar drawn from it is never negative."""
+    if trials == 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes must be in [0, trials], got {successes}/{trials}")
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))

@@ -13,6 +13,7 @@ Outputs in ``out_dir``: ``policy.safetensors`` (weights + config + normalisation
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Iterable, Mapping
@@ -197,8 +198,13 @@ def fit_policy(
     device: str | torch.device | None = None,
     progress: bool = True,
     command: str | None = None,
+    init_from: str | Path | None = None,
+    data_summary: Mapping[str, Any] | None = None,
 ) -> PolicyTrainResult:
-    """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``."""
+    """Train on ``dataset`` (see the module docstring); returns the metrics written to ``out_dir``.
+    ``init_from``: a policy checkpoint of the same shape to start from (weights and normalisation:
+    DAgger refits on the grown dataset); ``data_summary`` describes the data in the run record
+    instead of the dataset's root folder (a shipped record names no machine paths)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = training_device(device)
@@ -237,6 +243,8 @@ def fit_policy(
     network = BCNetwork(config)
     arrays = dataset.arrays()
     network.set_normalisation(arrays["proprio"][train.steps], train.chunks.reshape(-1, ACTION_DIM))
+    if init_from is not None:
+        _warm_start(network, Path(init_from))
     network.to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
@@ -271,7 +279,7 @@ def fit_policy(
         "software": software_info(),
         "command": command or shlex.join(sys.argv),
         "data": {
-            "root": str(dataset.root),
+            **({"summary": dict(data_summary)} if data_summary is not None else {"root": str(dataset.root)}),
             "fps": dataset.fps,
             "image_size": list(dataset.image_size),
             "episodes": {"train": split.train, "held_out": held_out_ids},
@@ -285,12 +293,26 @@ def fit_policy(
     weights = save_bc_policy(
         network,
         out_dir / WEIGHTS_FILE,
-        extra={"software": record["software"], "command": record["command"], "data_root": str(dataset.root)},
+        extra={
+            "software": record["software"],
+            "command": record["command"],
+            **({} if data_summary is not None else {"data_root": str(dataset.root)}),
+        },
     )
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     if history:
         plot_history(history, out_dir / CURVES_FILE, CURVE_PANELS)
     return PolicyTrainResult(out_dir, weights, metrics, history)
+
+
+def _warm_start(network: BCNetwork, path: Path) -> None:
+    """Load a previous run's weights (and its normalisation) into ``network``, or fail saying why."""
+    from meta_robot.learning.checkpoints import CheckpointError, read_safetensors
+
+    tensors, metadata = read_safetensors(path)
+    if BCConfig.from_dict(json.loads(metadata["config"])) != network.config:
+        raise CheckpointError(f"{path}: its network config differs from this run's; cannot start from it")
+    network.load_state_dict(tensors, strict=True)
 
 
 def train_policy(
