@@ -16,7 +16,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import mujoco
 import numpy as np
 
 from meta_robot.core.observation import CAMERAS, prepare_image
@@ -38,11 +37,8 @@ class CameraRig:
         self.renderer = WorkcellRenderer(workcell)  # the sim bridge's defaults: size and robot meshes
 
     def images(self) -> dict[str, np.ndarray]:
-        """Every camera of the schema now, at the model's size. Poses are recomputed from the joint
-        positions first (after mj_step they lag one physics step), as a restored state has them."""
-        m, d = self.workcell.model, self.workcell.data
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_camlight(m, d)
+        """Every camera of the schema now, at the model's size (the simulated arm leaves poses
+        consistent with the joints after each step, as restoring a state does)."""
         return {c: prepare_image(self.renderer.render(c).color, self.image_size, c) for c in CAMERAS}
 
     def render_states(self, physics: np.ndarray) -> np.ndarray:
@@ -98,6 +94,7 @@ def load_frames(path: Path, steps: int, image_size: tuple[int, int]) -> np.ndarr
     expected = (steps, len(CAMERAS), int(image_size[0]), int(image_size[1]), 3)
     if frames.shape != expected or frames.dtype != np.uint8:
         raise EpisodeFileError(
-            f"{path}: cached frames {frames.dtype} {frames.shape}, expected uint8 {expected}"
+            f"{path}: cached frames are {frames.dtype} {frames.shape}, a model at this resolution needs "
+            f"uint8 {expected}; render the dataset at {tuple(image_size)} first"
         )
     return frames

@@ -10,15 +10,12 @@ benchmarks/bench_sim_step.py), which is what lets both cameras run at camera rat
 from __future__ import annotations
 
 import math
-import os
 
 import mujoco
 import numpy as np
 
 from meta_robot.camera.frames import CameraFrame, CameraIntrinsics, depth_metres_to_mm
 from meta_robot.sim.workcell import Workcell
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless; must be set before the first GL context
 
 # Menagerie puts the Panda's visual meshes in geom group 2 and its collision meshes in group 3.
 ROBOT_MESH_GROUPS = {"collision": {2: 0, 3: 1}, "visual": {2: 1, 3: 0}}

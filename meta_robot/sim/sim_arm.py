@@ -98,10 +98,15 @@ class SimArm(ArmBackend):
 
     def step(self, n: int = 1) -> None:
         """Advance physics ``n`` steps, running the controller before each."""
-        dt = self.wc.model.opt.timestep
+        m, d = self.wc.model, self.wc.data
         for _ in range(n):
-            self.controller.step(dt)
-            mujoco.mj_step(self.wc.model, self.wc.data)
+            self.controller.step(m.opt.timestep)
+            mujoco.mj_step(m, d)
+        # mj_step leaves body, site and camera poses at the state before its integration: recompute
+        # them, so the TCP pose read and the frames rendered belong to the joints published with them
+        # (the physics is unchanged: the next mj_step recomputes them from qpos anyway).
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_camlight(m, d)
 
     def reset_controller(self) -> None:
         """After a workcell reset: track the new home pose, gripper as the scenario left it."""

@@ -1,0 +1,140 @@
+"""The data engine: episode files, the expert and its shadow, rendering from stored states, workers."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from meta_robot.engine import store
+from meta_robot.engine.collect import collect, collection_jobs
+from meta_robot.engine.render import CameraRig, load_frames
+from meta_robot.engine.simulation import EngineSim
+from meta_robot.engine.workers import WorkerPool
+from meta_robot.skills.registry import RegistryError, load_registry
+
+SEED = 1003
+
+
+@pytest.fixture(scope="module")
+def sim() -> EngineSim:
+    return EngineSim(image_size=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def demo(sim):
+    return sim.run_expert(sim.registry.ground("pick", ["red_cube"]), SEED)
+
+
+def test_a_demonstration_stores_one_state_per_control_step(sim, demo):
+    assert demo.meta.success and demo.meta.source == "expert"
+    assert demo.meta.model_fingerprint == sim.fingerprint
+    np.testing.assert_allclose(np.diff(demo.time), 0.1, atol=1e-9)  # the schema's 10 Hz
+    assert demo.physics.shape == (len(demo), 96) and demo.state.shape == (len(demo), 15)
+    np.testing.assert_array_equal(demo.action, demo.expert_action)
+    assert not demo.learner_acting.any()
+    assert demo.meta.style["speed"] > 0  # the operator's draws travel with the episode
+
+
+def test_the_shadow_expert_labels_its_own_demonstration_with_its_own_actions(sim, demo):
+    """The DAgger labeller, run along the expert's own trajectory (it executes every step), answers
+    each state with exactly the action the demonstration commanded there, and the world is the same."""
+    rollout = sim.start_learner(sim.registry.ground("pick", ["red_cube"]), SEED, expert_share=1.0)
+    while not rollout.done:
+        rollout.step(None)
+    shadow = rollout.episode()
+    assert shadow.meta.success
+    n = min(len(demo), len(shadow))
+    assert n > 30
+    np.testing.assert_array_equal(shadow.expert_action[:n], demo.action[:n])
+    np.testing.assert_array_equal(shadow.physics[:n, 1:], demo.physics[:n, 1:])  # [0] is the sim clock
+    np.testing.assert_array_equal(shadow.state[:n], demo.state[:n])
+
+
+def test_frames_rendered_from_stored_states_are_the_frames_a_learner_saw_live(sim):
+    rollout = sim.start_learner(sim.registry.ground("open_drawer", []), SEED, expert_share=1.0)
+    live = []
+    for _ in range(12):
+        live.append(rollout.observe().images)
+        rollout.step(None)
+    episode = rollout.episode()
+    rendered = CameraRig(sim.workcell, (64, 64)).render_states(episode.physics)
+    for t, images in enumerate(live):
+        np.testing.assert_array_equal(rendered[t, 0], images["front"])
+        np.testing.assert_array_equal(rendered[t, 1], images["wrist"])
+
+
+def test_the_expert_starts_over_when_the_learner_loses_the_grasp(sim):
+    ground = sim.registry.ground("place_in_drawer", ["red_cube"])
+    rollout = sim.start_learner(ground, SEED, expert_share=1.0)
+    while not rollout.expert._current or not rollout.expert._current.needs_grasp:
+        rollout.step(None)  # carrying the cube
+    assert rollout.expert.restarts == 0
+    sim.workcell.perturb("red_cube", np.array([0.0, 0.0, -0.1]))  # snatched out of the fingers
+    for _ in range(6):
+        rollout.step(None)
+    assert rollout.expert.restarts == 1
+
+
+def test_episode_files_round_trip_and_bad_ones_are_named(tmp_path, demo):
+    path = store.write_episode(tmp_path, demo)
+    back = store.read_episode(path)
+    np.testing.assert_array_equal(back.physics, demo.physics)
+    assert back.meta == demo.meta
+    assert store.episode_files(tmp_path) == [path]
+
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(store.EpisodeFileError, match="truncated.npz: corrupt"):
+        store.read_episode(truncated)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, x=np.zeros(3))
+    with pytest.raises(store.EpisodeFileError, match="not an engine episode"):
+        store.read_episode(foreign)
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_half_file(tmp_path, demo, monkeypatch):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_episode(tmp_path, demo)
+    assert not list(tmp_path.rglob("*.npz")) and not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_frames_at_another_resolution_are_refused(tmp_path):
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.zeros((5, 2, 32, 32, 3), np.uint8))
+    with pytest.raises(store.EpisodeFileError, match=r"render the dataset at \(64, 64\)"):
+        load_frames(frames, 5, (64, 64))
+
+
+def test_unknown_skills_are_refused_with_the_known_ones():
+    with pytest.raises(RegistryError, match="open_drawer"):
+        collection_jobs(load_registry(), ["fly"], 3)
+    with pytest.raises(RegistryError):
+        collect("unused", ["fly"], 1, workers=1, progress=False)
+
+
+def _init(arg):
+    return arg
+
+
+def _job(state, job):
+    if job == "crash":
+        os._exit(3)  # a native crash: the process is gone without a word
+    if job == "raise":
+        raise ValueError("bad job")
+    return state + job
+
+
+def test_a_worker_that_dies_loses_only_its_job_and_the_pool_goes_on():
+    jobs = ["a", "crash", "b", "raise", "c", "d"]
+    with WorkerPool(2, _init, "x", _job) as pool:
+        results = {r.job: r for r in pool.map(jobs)}
+    assert {j: r.value for j, r in results.items() if r.ok} == {"a": "xa", "b": "xb", "c": "xc", "d": "xd"}
+    assert results["crash"].crashed and "exit code 3" in results["crash"].error
+    assert not results["raise"].crashed and "ValueError: bad job" in results["raise"].error
