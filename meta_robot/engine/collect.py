@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from meta_robot.engine.store import EngineEpisodeMeta, episode_path, write_episode
 from meta_robot.engine.workers import JobResult, WorkerPool, default_workers
 from meta_robot.skills.episode_plan import argument_cycle
-from meta_robot.skills.registry import Registry, RegistryError, load_registry
+from meta_robot.skills.registry import Registry, load_registry
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +173,80 @@ def _account(report: CollectReport, result: JobResult) -> None:
     report.sim_seconds += float(value["sim_seconds"])
 
 
-def check_skills(registry: Registry, skills: Iterable[str]) -> None:
-    """Raise :class:`RegistryError` for a skill the registry does not know."""
-    for name in skills:
-        if name != "all" and name not in registry.skills:
-            raise RegistryError(f"unknown skill {name!r}; skills: {sorted(registry.skills)}")
+TASK_SEED_START = 5000
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    task: str
+    seed: int
+
+
+def _task_worker(root: str) -> dict[str, Any]:
+    from meta_robot.engine.simulation import EngineSim
+    from meta_robot.planning import Planner, load_tasks
+
+    sim = EngineSim()
+    return {"sim": sim, "root": root, "planner": Planner(sim.registry), "tasks": load_tasks(sim.registry)}
+
+
+def _run_task_job(state: dict[str, Any], job: TaskJob) -> dict[str, Any]:
+    started = time.perf_counter()
+    episode = state["sim"].run_task(state["tasks"][job.task], job.seed, state["planner"])
+    path = write_episode(state["root"], episode)
+    return {
+        "path": str(path),
+        "success": episode.meta.success,
+        "steps": len(episode),
+        "sim_seconds": episode.meta.duration,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def collect_tasks(
+    root: str | Path,
+    tasks: Sequence[str],
+    episodes: int = 10,
+    workers: int | None = None,
+    seed_start: int = TASK_SEED_START,
+    progress: bool = True,
+) -> CollectReport:
+    """Whole-task episodes (the classifier's crowded containers), ``episodes`` per task; resumable."""
+    from tqdm import tqdm
+
+    from meta_robot.engine.simulation import task_skill
+    from meta_robot.planning import load_tasks
+
+    known = load_tasks(load_registry())
+    names = list(known) if list(tasks) == ["all"] else list(tasks)
+    unknown = [t for t in names if t not in known]
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; tasks: {', '.join(known)}")
+    root = Path(root)
+    jobs = [TaskJob(t, seed_start + i) for i in range(episodes) for t in names]
+
+    def stored(job: TaskJob) -> bool:
+        meta = EngineEpisodeMeta(task_skill(job.task), (), "", job.seed, "task", "", "")
+        return episode_path(root, meta).is_file()
+
+    todo = [j for j in jobs if not stored(j)]
+    report = CollectReport(workers=workers or default_workers(), skipped=len(jobs) - len(todo))
+    started = time.perf_counter()
+    if todo:
+        with (
+            WorkerPool(min(report.workers, len(todo)), _task_worker, str(root), _run_task_job) as pool,
+            tqdm(total=len(todo), desc="collect tasks", unit="ep", disable=not progress) as bar,
+        ):
+            for result in pool.map(todo):
+                job = result.job
+                if not result.ok:
+                    report.errors.append(f"task {job.task} seed {job.seed}: {result.error}")
+                else:
+                    name = task_skill(job.task)
+                    report.episodes[name] += 1
+                    report.successes[name] += bool(result.value["success"])
+                    report.steps += int(result.value["steps"])
+                    report.sim_seconds += float(result.value["sim_seconds"])
+                bar.update(1)
+    report.wall_seconds = time.perf_counter() - started
+    return report

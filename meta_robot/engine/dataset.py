@@ -35,8 +35,9 @@ EpisodeFilter = Callable[[EngineEpisode], bool]
 
 
 def for_policy(episode: EngineEpisode) -> bool:
-    """Successful demonstrations and every learner rollout (see the module docstring)."""
-    return episode.meta.source != "expert" or episode.meta.success
+    """Successful single-skill demonstrations and every learner rollout (see the module docstring);
+    whole-task episodes are the classifier's."""
+    return episode.meta.source == "dagger" or (episode.meta.source == "expert" and episode.meta.success)
 
 
 @dataclass

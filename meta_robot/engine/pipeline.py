@@ -71,6 +71,8 @@ class PipelineSettings:
     image_size: tuple[int, int] = IMAGE_SIZE
     pooling: str = "spatial_softmax"
     group: int = 4  # episodes batched per worker in learner rollouts
+    task_episodes: int = 10  # whole-task demonstrations per task, for the classifier
+    classifier_epochs: int = 4  # 0: no classifier stage
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skills", tuple(self.skills))
@@ -100,10 +102,15 @@ class StageLog:
         self.path = out_dir / STAGES_FILE
         self.key = json.dumps(asdict(settings), sort_keys=True, default=list)
         data = yaml.safe_load(self.path.read_text(encoding="utf-8")) if self.path.is_file() else None
-        if data and data.get("settings") != self.key:
-            raise ValueError(
-                f"{out_dir} holds a run with other settings; use another --out (or delete it to start over)"
-            )
+        if data:
+            # A run written before a setting existed ran with its default: only common keys must agree.
+            stored, current = json.loads(data["settings"]), json.loads(self.key)
+            differ = sorted(k for k in stored.keys() & current.keys() if stored[k] != current[k])
+            if differ:
+                raise ValueError(
+                    f"{out_dir} holds a run with other settings ({', '.join(differ)}); use another --out "
+                    "(or delete it to start over)"
+                )
         self.done: dict[str, dict[str, Any]] = (data or {}).get("stages", {})
 
     def finished(self, name: str) -> dict[str, Any] | None:
@@ -121,8 +128,12 @@ def _git_revision() -> str:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
         )
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -174,9 +185,13 @@ def train_skills(
         report = collect(data, settings.skills, settings.demos, workers, TRAIN_SEED_START, progress, registry)
         if report.errors:
             logger.warning("%d demonstrations lost: %s", len(report.errors), report.errors[:3])
-        return {"episodes": dict(report.episodes), "successes": dict(report.successes),
-                "setup_failures": dict(report.setup_failures), "lost": len(report.errors),
-                "episodes_per_hour": round(report.episodes_per_hour)}  # fmt: skip
+        return {
+            "episodes": dict(report.episodes),
+            "successes": dict(report.successes),
+            "setup_failures": dict(report.setup_failures),
+            "lost": len(report.errors),
+            "episodes_per_hour": round(report.episodes_per_hour),
+        }
 
     def do_render() -> dict[str, Any]:
         report = render_dataset(data, settings.image_size, workers, progress)
@@ -185,14 +200,28 @@ def train_skills(
         return {"steps": report.frames, "steps_per_second": round(report.frames_per_second)}
 
     def fit(run: str, epochs: int, init_from: Path | None) -> Path:
-        dataset = EngineDataset(data, settings.skills if settings.skills != ("all",) else None,
-                                settings.image_size, render_workers=workers, progress=progress)  # fmt: skip
+        dataset = EngineDataset(
+            data,
+            settings.skills if settings.skills != ("all",) else None,
+            settings.image_size,
+            render_workers=workers,
+            progress=progress,
+        )
         train = PolicyTrainSettings(
             epochs=epochs, seed=settings.seed, batch_size=settings.batch_size, lr=settings.lr
         )
-        result = fit_policy(dataset, out_dir / run, train, {"pooling": settings.pooling}, resume=True,
-                            device=device, progress=progress, command=command, init_from=init_from,
-                            data_summary=dataset.summary())  # fmt: skip
+        result = fit_policy(
+            dataset,
+            out_dir / run,
+            train,
+            {"pooling": settings.pooling},
+            resume=True,
+            device=device,
+            progress=progress,
+            command=command,
+            init_from=init_from,
+            data_summary=dataset.summary(),
+        )
         return result.weights
 
     stage("collect", do_collect)
@@ -214,18 +243,34 @@ def train_skills(
 
         rounds[r] = stage(f"dagger{r}_rollouts", do_rollouts)
         policy = out_dir / f"policy_round{r}" / "policy.safetensors"
-        stage(f"policy_round{r}", lambda r=r, previous=previous: {
-            "weights": str(fit(f"policy_round{r}", settings.dagger_epochs, previous).name)})  # fmt: skip
+        stage(
+            f"policy_round{r}",
+            lambda r=r, previous=previous: {
+                "weights": str(fit(f"policy_round{r}", settings.dagger_epochs, previous).name)
+            },
+        )
 
     def do_eval() -> dict[str, Any]:
         jobs = learner_jobs(registry, settings.skills, settings.eval_episodes, HELD_OUT_SEED_START)
         report = run_policy(
             LearnerSettings(str(policy)), jobs, workers, settings.group, progress, desc="evaluate"
         )
-        return {"policy": policy.parent.name, "skills": _rates(report), "by_grounding": report.counts(),
-                "lost": len(report.problems)}  # fmt: skip
+        return {
+            "policy": policy.parent.name,
+            "skills": _rates(report),
+            "by_grounding": report.counts(),
+            "lost": len(report.problems),
+        }
 
     evaluation = stage("evaluate", do_eval)
+    classifier = None
+    if settings.classifier_epochs > 0:
+        stage("collect_tasks", lambda: _collect_tasks(data, settings, workers, progress))
+        classifier_dir = out_dir / "classifier"
+        classifier = stage(
+            "classifier",
+            lambda: _fit_classifier(data, classifier_dir, settings, workers, device, progress, command),
+        )
     wall = time.perf_counter() - t_all
     total = sum(v["seconds"] for v in stages.done.values())
     report = {
@@ -236,11 +281,14 @@ def train_skills(
         "wall_seconds_total": round(total, 1),
         "stages": stages.done,
         "evaluation": evaluation,
+        "classifier": classifier,
     }
     (out_dir / REPORT_FILE).write_text(yaml.safe_dump(report, sort_keys=False), encoding="utf-8")
     plot_report(report, out_dir / PLOT_FILE)
     if ship:
         ship_policy(report, policy.parent, settings)
+        if classifier is not None:
+            ship_classifier(report, out_dir / "classifier", settings)
     logger.info("pipeline finished in %.0f s of stages (%.0f s this call)", total, wall)
     return PipelineResult(out_dir, policy, report, {k: v["seconds"] for k, v in stages.done.items()})
 
@@ -270,6 +318,107 @@ def ship_policy(report: dict[str, Any], run_dir: Path, settings: PipelineSetting
     scores["pipeline_wall_seconds_2_cores"] = report["wall_seconds_total"]
     scores["git_revision"] = report["git_revision"]
     ship_checkpoint("goal_conditioned_bc", "policy", run_dir, scores, data=data, command=report["command"])
+
+
+def _collect_tasks(data: Path, settings: PipelineSettings, workers: int | None, progress: bool) -> dict:
+    from meta_robot.engine.collect import collect_tasks
+
+    report = collect_tasks(data, ["all"], settings.task_episodes, workers, progress=progress)
+    return {
+        "episodes": dict(report.episodes),
+        "successes": dict(report.successes),
+        "lost": len(report.errors),
+    }
+
+
+def _fit_classifier(
+    data: Path,
+    out: Path,
+    settings: PipelineSettings,
+    workers: int | None,
+    device: str | None,
+    progress: bool,
+    command: str,
+) -> dict[str, Any]:
+    """The success classifier on every engine episode (demonstrations and their failures, whole
+    tasks, DAgger rollouts), thresholds calibrated on held-out episodes for FPR <= 2 %; scored per
+    atom on the held-out test episodes, and separately on the held-out whole-task ones."""
+    from meta_robot.engine.predicates import engine_predicate_dataset
+    from meta_robot.learning.train_classifier import TrainSettings, fit
+
+    dataset = engine_predicate_dataset(data, settings.image_size, workers=workers, progress=progress)
+    result = fit(
+        dataset,
+        out,
+        TrainSettings(epochs=settings.classifier_epochs, seed=settings.seed),
+        resume=True,
+        device=device,
+        progress=progress,
+        command=command,
+    )
+    record = yaml.safe_load((out / "classifier.yaml").read_text(encoding="utf-8"))
+    test_ids = set(record["data"]["episodes"]["test"])
+    tasks = [e for e in dataset.episodes if e.episode_id in test_ids and e.skill.startswith("task-")]
+    per_atom = {atom: v["test"] for atom, v in result.metrics["atoms"].items()}
+    return {
+        "episodes": len(dataset.episodes),
+        "samples": result.metrics["samples"],
+        "test": per_atom,
+        "test_tasks": _atom_scores(result.weights, tasks, dataset.atoms, result.thresholds),
+        "weights": result.weights.name,
+    }
+
+
+def _atom_scores(weights: Path, episodes: list, atoms: tuple[str, ...], thresholds: dict) -> dict[str, Any]:
+    """AUC and the calibrated threshold's FPR / TPR per atom on ``episodes``."""
+    import math
+
+    from meta_robot.learning.classifier import load_classifier, predict_probabilities
+    from meta_robot.learning.metrics import rates_at_threshold, roc_auc
+    from meta_robot.learning.predicate_data import concatenate
+
+    if not episodes:
+        return {}
+    model = load_classifier(weights).model
+    arrays = concatenate(episodes, atoms)
+    probs = predict_probabilities(model, {c: getattr(arrays, c) for c in model.config.cameras}, arrays.state)
+    out = {}
+    for j, atom in enumerate(atoms):
+        known = arrays.known[:, j]
+        y, p = arrays.labels[known, j], probs[known, j]
+        if y.all() or not y.any():
+            out[atom] = {"positives": int(y.sum()), "negatives": int((~y).sum())}
+            continue
+        threshold = thresholds.get(atom)
+        fpr, tpr = rates_at_threshold(y, p, math.inf if threshold is None else threshold)
+        out[atom] = {
+            "auc": round(float(roc_auc(y, p)), 4),
+            "fpr": round(float(fpr), 4),
+            "tpr": round(float(tpr), 4),
+            "positives": int(y.sum()),
+            "negatives": int((~y).sum()),
+        }
+    return out
+
+
+def ship_classifier(report: dict[str, Any], run_dir: Path, settings: PipelineSettings) -> None:
+    """Enter the classifier in ``checkpoints/`` as ``success_classifier``, with its worst atoms."""
+    from meta_robot.learning.checkpoint_registry import ship_checkpoint
+
+    result = report["classifier"]
+    scores: dict[str, Any] = {}
+    for part in ("test", "test_tasks"):
+        aucs = {a: v["auc"] for a, v in result[part].items() if v.get("auc") is not None}
+        if aucs:
+            worst = min(aucs, key=aucs.get)
+            scores[f"{part}_min_auc"] = f"{aucs[worst]:.3f} {worst}"
+            fprs = {a: v["fpr"] for a, v in result[part].items() if v.get("fpr") is not None}
+            scores[f"{part}_max_fpr"] = f"{max(fprs.values()):.3f}"
+    data = (
+        f"data engine, regenerated by the command: {result['episodes']} episodes (demonstrations with their "
+        f"failures, {settings.task_episodes} whole-task episodes per task, DAgger rollouts), sampled at 5 Hz"
+    )
+    ship_checkpoint("success_classifier", "classifier", run_dir, scores, data=data, command=report["command"])
 
 
 def plot_report(report: dict[str, Any], path: Path) -> None:

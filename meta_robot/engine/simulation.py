@@ -14,10 +14,11 @@ this label is exactly the action it commanded.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mujoco
 import numpy as np
@@ -38,6 +39,10 @@ from meta_robot.skills.world import Grounding
 from meta_robot.teleop import TeleopConfig
 from meta_robot.teleop.integrator import TargetIntegrator
 
+if TYPE_CHECKING:
+    from meta_robot.planning.planner import Planner
+    from meta_robot.planning.tasks import Task
+
 logger = logging.getLogger(__name__)
 
 EXPERT_RATE = 50.0  # Hz: the scripted operator node's rate (config/teleop.yaml's device rate)
@@ -46,6 +51,11 @@ SUCCESS_HOLD = 0.5  # s the post-conditions must hold before a learner's episode
 
 class SetupFailed(RuntimeError):
     """The scripted skills that bring about an episode's preconditions did not succeed for this seed."""
+
+
+def task_skill(task: str) -> str:
+    """The name a whole-task episode is filed under (beside the skills' folders)."""
+    return f"task-{task}"
 
 
 def episode_rng(seed: int) -> np.random.Generator:
@@ -138,8 +148,18 @@ class EngineSim:
         """A scripted demonstration of ``ground`` from ``seed`` (failed ones are kept, labelled)."""
         rig, width, rng = self.prepare(ground, seed)
         log = StepLog()
-        model, data = self.workcell.model, self.workcell.data
-        k = self.ticks_per_step
+        on_tick = self._recorder(log)
+
+        style = _style_dict(OperatorStyle.sample(copy.deepcopy(rng)))  # the operator's first draw, seen ahead
+        result = run_skill(
+            self.workcell, self.arm, ground, self.grounding, rng, EXPERT_RATE, width, rig=rig, on_tick=on_tick
+        )
+        return self._episode(log, ground, seed, "expert", result.success, result.duration, rig, style)
+
+    def _recorder(self, log: StepLog) -> Callable[[int, ArmState, Command], None]:
+        """The expert's tick observer: a step begins every ``ticks_per_step`` operator ticks (its
+        state stored), and its action is the last command issued before the next step begins."""
+        model, data, k = self.workcell.model, self.workcell.data, self.ticks_per_step
 
         def on_tick(tick: int, state: ArmState, command: Command) -> None:
             if tick % k == 0:
@@ -147,14 +167,57 @@ class EngineSim:
                 log.action.append(_command_vector(command))
                 log.expert_action.append(log.action[-1])
                 log.learner_acting.append(False)
-            else:  # the step's action is the last command issued before the next step begins
+            else:
                 log.action[-1] = log.expert_action[-1] = _command_vector(command)
 
-        style = _style_dict(OperatorStyle.sample(copy.deepcopy(rng)))  # the operator's first draw, seen ahead
-        result = run_skill(
-            self.workcell, self.arm, ground, self.grounding, rng, EXPERT_RATE, width, rig=rig, on_tick=on_tick
+        return on_tick
+
+    # --- whole tasks ------------------------------------------------------------------------------------
+    def run_task(self, task: Task, seed: int, planner: Planner) -> EngineEpisode:
+        """A whole long-horizon task demonstrated by the expert as one episode: the planner's first
+        step from the privileged state, executed, and again (a failed step is replanned), until the
+        goal holds or the task's skill budget is spent. Several objects end up in one container, in
+        the spots the operator chose, which single-skill episodes never show the classifier."""
+        from meta_robot.planning.symbolic import PlanningError, holds
+
+        self.workcell.reset(seed, task.scenario)
+        self.arm.reset_controller()
+        rig = InProcessRig(self.workcell, self.arm)
+        rng = episode_rng(seed)
+        log = StepLog()
+        on_tick = self._recorder(log)
+
+        def atoms() -> frozenset:
+            world = world_state(self.workcell, self.arm)
+            return frozenset(a for a, v in self.grounding.atoms(world).items() if v)
+
+        start, width, executed, notes = self.workcell.time, None, 0, []
+        while not holds(atoms(), task.goal.literals) and executed < task.max_skills:
+            try:
+                step = planner.plan(atoms(), task.goal).steps[0]
+            except PlanningError as exc:
+                notes.append(f"planning stopped: {exc}")
+                break
+            result = run_skill(
+                self.workcell,
+                self.arm,
+                step,
+                self.grounding,
+                rng,
+                EXPERT_RATE,
+                width,
+                rig=rig,
+                on_tick=on_tick,
+            )
+            width = result.gripper_width
+            executed += 1
+            notes.append(f"{step} {'ok' if result.success else 'failed'}")
+        success = holds(atoms(), task.goal.literals)
+        episode = self._episode(
+            log, task_skill(task.name), seed, "task", success, self.workcell.time - start, rig, None
         )
-        return self._episode(log, ground, seed, "expert", result.success, result.duration, rig, style)
+        episode.meta = dataclasses.replace(episode.meta, scenario=task.scenario, notes="; ".join(notes))
+        return episode
 
     # --- a learner, with the expert in shadow -------------------------------------------------------
     def start_learner(
@@ -177,7 +240,7 @@ class EngineSim:
     def _episode(
         self,
         log: StepLog,
-        ground: GroundSkill,
+        ground: GroundSkill | str,
         seed: int,
         source: str,
         success: bool,
@@ -188,9 +251,10 @@ class EngineSim:
         expert_share: float = 1.0,
     ) -> EngineEpisode:
         arrays = log.arrays()
+        skill, arguments = (ground, ()) if isinstance(ground, str) else (ground.name, tuple(ground.arguments))
         meta = EngineEpisodeMeta(
-            skill=ground.name,
-            arguments=tuple(ground.arguments),
+            skill=skill,
+            arguments=arguments,
             scenario=self.workcell.scenario_name,
             seed=int(seed),
             source=source,

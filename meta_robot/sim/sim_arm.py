@@ -5,8 +5,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from meta_robot.arm import ArmBackend, ArmState, ArmTarget, Pose
-from meta_robot.sim.ik_controller import CartesianIkController, IkGains
+from meta_robot.arm import GRIPPER_MAX_WIDTH, ArmBackend, ArmState, ArmTarget, Pose
+from meta_robot.sim.ik_controller import GRIPPER_CTRL_MAX, CartesianIkController, IkGains
 from meta_robot.sim.workcell import ROBOT_BODIES_PREFIX, Workcell
 
 FINGER_BODIES = ("panda_left_finger", "panda_right_finger")
@@ -107,6 +107,14 @@ class SimArm(ArmBackend):
         # (the physics is unchanged: the next mj_step recomputes them from qpos anyway).
         mujoco.mj_kinematics(m, d)
         mujoco.mj_camlight(m, d)
+
+    def after_restore(self) -> None:
+        """After a stored simulator state was put back (:func:`meta_robot.sim.snapshot.restore`):
+        take the commanded finger width from the restored gripper control and hold where the arm is,
+        so :meth:`read_state` (the grasp flag included) reads as it did when the state was stored."""
+        ctrl = float(self.wc.data.ctrl[self.wc.gripper_actuator])
+        self._commanded_width = ctrl * GRIPPER_MAX_WIDTH / GRIPPER_CTRL_MAX
+        self.controller.hold_current()
 
     def reset_controller(self) -> None:
         """After a workcell reset: track the new home pose, gripper as the scenario left it."""
