@@ -216,6 +216,9 @@ def _train_skills(args: argparse.Namespace, command: str) -> int:
         dagger_epochs=args.dagger_epochs,
         expert_share=args.expert_share,
         eval_episodes=args.eval_episodes,
+        tasks=tuple(args.tasks),
+        task_episodes=args.task_episodes,
+        classifier_epochs=args.classifier_epochs,
         seed=args.seed,
         batch_size=args.batch_size,
         image_size=(args.image_size, args.image_size),
@@ -550,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--dagger-epochs", type=int, default=3, help="refit epochs per round")
     pipe.add_argument("--expert-share", type=float, default=0.5, help="steps the expert executes in round 1")
     pipe.add_argument("--eval-episodes", type=int, default=50, help="held-out seeds per skill")
+    pipe.add_argument(
+        "--tasks", nargs="+", default=["all"], help="tasks demonstrated whole, for the classifier"
+    )
+    pipe.add_argument("--task-episodes", type=int, default=10, help="whole-task demonstrations per task")
+    pipe.add_argument("--classifier-epochs", type=int, default=4, help="0: no classifier stage")
     pipe.add_argument("--batch-size", type=int, default=64)
     pipe.add_argument("--workers", type=int, default=None, help="engine worker processes (all cores)")
     pipe.add_argument("--ship", action="store_true", help="enter the final policy in checkpoints/")

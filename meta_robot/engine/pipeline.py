@@ -71,11 +71,13 @@ class PipelineSettings:
     image_size: tuple[int, int] = IMAGE_SIZE
     pooling: str = "spatial_softmax"
     group: int = 4  # episodes batched per worker in learner rollouts
-    task_episodes: int = 10  # whole-task demonstrations per task, for the classifier
+    tasks: tuple[str, ...] = ("all",)  # config/tasks.yaml tasks demonstrated whole for the classifier
+    task_episodes: int = 10  # whole-task demonstrations per task
     classifier_epochs: int = 4  # 0: no classifier stage
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skills", tuple(self.skills))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
         if self.demos < 3 or self.epochs < 1 or self.dagger_rounds < 0 or self.eval_episodes < 0:
             raise ValueError("need demos >= 3, epochs >= 1, dagger_rounds >= 0 and eval_episodes >= 0")
@@ -323,7 +325,7 @@ def ship_policy(report: dict[str, Any], run_dir: Path, settings: PipelineSetting
 def _collect_tasks(data: Path, settings: PipelineSettings, workers: int | None, progress: bool) -> dict:
     from meta_robot.engine.collect import collect_tasks
 
-    report = collect_tasks(data, ["all"], settings.task_episodes, workers, progress=progress)
+    report = collect_tasks(data, settings.tasks, settings.task_episodes, workers, progress=progress)
     return {
         "episodes": dict(report.episodes),
         "successes": dict(report.successes),

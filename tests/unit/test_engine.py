@@ -87,7 +87,7 @@ def test_episode_files_round_trip_and_bad_ones_are_named(tmp_path, demo):
 
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(path.read_bytes()[:2000])
-    with pytest.raises(store.EpisodeFileError, match="truncated.npz: corrupt"):
+    with pytest.raises(store.EpisodeFileError, match=r"truncated\.npz: corrupt"):
         store.read_episode(truncated)
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, x=np.zeros(3))
