@@ -352,9 +352,20 @@ def export_lerobot(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True to replace it)")
-    episodes = [
-        e for e in list_episodes(root, skills) if not only_successful or e.metadata.outcome == "success"
-    ]
+    from meta_robot.engine.store import is_engine_dataset
+
+    if is_engine_dataset(root):  # the data engine's stored states, rendered from the cache
+        from meta_robot.engine.dataset import engine_frames
+
+        episodes, frames_of = engine_frames(root, fps, image_size, skills, only_successful, progress)
+    else:
+        episodes = [
+            e for e in list_episodes(root, skills) if not only_successful or e.metadata.outcome == "success"
+        ]
+
+        def frames_of(episode: Episode) -> EpisodeFrames:
+            return resample_episode(episode, fps=fps, image_size=image_size)
+
     if not episodes:
         raise ValueError(
             f"no finished episodes to export under {root}"
@@ -375,7 +386,7 @@ def export_lerobot(
     total = 0
     try:
         for episode in tqdm(episodes, desc="export", unit="episode", disable=not progress):
-            frames = resample_episode(episode, fps=fps, image_size=image_size)
+            frames = frames_of(episode)
             if len(frames) == 0:
                 logger.warning("episode %s has no complete step at %d Hz; skipped", episode.episode_id, fps)
                 skipped.append(episode.episode_id)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from meta_robot.core.observation import ACTION_DIM, CAMERAS, CONTROL_RATE, IMAGE
 from meta_robot.engine.render import cache_path, load_frames
 from meta_robot.engine.store import EngineEpisode, EpisodeFileError, episode_files, read_episode
 from meta_robot.engine.workers import WorkerPool, default_workers
+
+if TYPE_CHECKING:
+    from meta_robot.dataset.frames import EpisodeFrames
 
 logger = logging.getLogger(__name__)
 PAD_ARGUMENT = "<none>"
@@ -194,3 +197,51 @@ class EngineDataset:
             seeds = entry.pop("seeds")
             entry["seeds"] = [min(seeds), max(seeds)]
         return out
+
+
+def engine_frames(
+    root: str | Path,
+    fps: float,
+    image_size: tuple[int, int] | None,
+    skills: Iterable[str] | None = None,
+    only_successful: bool = False,
+    progress: bool = True,
+) -> tuple[list[EngineEpisode], Callable[[EngineEpisode], EpisodeFrames]]:
+    """Engine episodes under ``root`` and a function giving each one's resampled frames (the form a
+    recorded episode takes for export), images from the render cache at ``image_size``."""
+    from meta_robot.dataset.frames import EpisodeFrames
+
+    if fps != CONTROL_RATE:
+        raise ValueError(f"engine episodes are stored at the control rate, {CONTROL_RATE:g} Hz, not {fps:g}")
+    size = tuple(image_size or IMAGE_SIZE)
+    skills = list(skills) if skills is not None else None
+    report = render_dataset(root, size, progress=progress, skills=skills)
+    if report.errors:
+        raise EpisodeFileError(
+            f"{len(report.errors)} episodes could not be rendered; first: {report.errors[0]}"
+        )
+    episodes = [
+        e for e in (read_episode(p) for p in episode_files(root, skills)) if not only_successful or e.success
+    ]
+
+    def frames_of(episode: EngineEpisode) -> EpisodeFrames:
+        if episode.path is None:
+            raise ValueError(f"episode {episode.episode_id} was not read from a file")
+        frames = load_frames(cache_path(root, size, episode.path), len(episode), size)
+        return EpisodeFrames(
+            episode=episode,
+            fps=episode.meta.fps,
+            timestamps_ns=np.round(episode.time * 1e9).astype(np.int64),
+            images={cam: np.ascontiguousarray(frames[:, c]) for c, cam in enumerate(CAMERAS)},
+            state=episode.state,
+            action=episode.action,
+            # In a DAgger rollout the expert's steps are its takeovers from the learner.
+            intervention=~episode.learner_acting
+            if episode.meta.source == "dagger"
+            else episode.learner_acting,
+            skill=episode.skill,
+            arguments=list(episode.arguments),
+            success=episode.success,
+        )
+
+    return episodes, frames_of

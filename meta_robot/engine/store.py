@@ -61,6 +61,11 @@ class EngineEpisodeMeta:
     def success(self) -> bool:
         return self.outcome == "success"
 
+    @property
+    def task(self) -> str:
+        """The task of a whole-task episode ("" for a single skill's), as recorded episodes name it."""
+        return self.skill[len("task-") :] if self.source == "task" else ""
+
 
 def episode_id(skill: str, arguments: Sequence[str], seed: int, source: str, round: int = 0) -> str:
     """A name unique within a dataset and stable across reruns: a resumed collection skips it."""

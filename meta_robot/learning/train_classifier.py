@@ -351,7 +351,14 @@ def train_classifier(
     path) fine-tunes that classifier."""
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    dataset = load_dataset(root, fps=fps, image_size=tuple(image_size), skills=skills, progress=progress)
+    from meta_robot.engine.store import is_engine_dataset
+
+    if is_engine_dataset(root):  # labelled from the engine's stored simulator states
+        from meta_robot.engine.predicates import engine_predicate_dataset
+
+        dataset = engine_predicate_dataset(root, tuple(image_size), fps=fps, progress=progress)
+    else:
+        dataset = load_dataset(root, fps=fps, image_size=tuple(image_size), skills=skills, progress=progress)
     settings = TrainSettings(
         epochs=epochs,
         seed=seed,

@@ -340,15 +340,22 @@ def train_policy(
     outputs to ``out_dir``; reruns resume from its checkpoint unless ``resume`` is False."""
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    dataset = EpisodeDataset(
-        root,
-        skills=skills,
-        image_size=tuple(image_size),
-        fps=fps,
-        only_successful=only_successful,
-        uint8_images=True,
-        cache_dir=cache_dir,
-    )
+    from meta_robot.engine.store import is_engine_dataset
+
+    if is_engine_dataset(root):  # the data engine's episodes: rendered from their stored states
+        from meta_robot.engine.dataset import EngineDataset
+
+        dataset = EngineDataset(root, skills, tuple(image_size), progress=progress)
+    else:
+        dataset = EpisodeDataset(
+            root,
+            skills=skills,
+            image_size=tuple(image_size),
+            fps=fps,
+            only_successful=only_successful,
+            uint8_images=True,
+            cache_dir=cache_dir,
+        )
     settings = PolicyTrainSettings(
         epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, held_out_fraction=held_out_fraction
     )

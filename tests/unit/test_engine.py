@@ -138,3 +138,16 @@ def test_a_worker_that_dies_loses_only_its_job_and_the_pool_goes_on():
     assert {j: r.value for j, r in results.items() if r.ok} == {"a": "xa", "b": "xb", "c": "xc", "d": "xd"}
     assert results["crash"].crashed and "exit code 3" in results["crash"].error
     assert not results["raise"].crashed and "ValueError: bad job" in results["raise"].error
+
+
+def test_an_engine_dataset_exports_to_lerobot_like_a_recorded_one(tmp_path, demo):
+    from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
+
+    root = tmp_path / "engine"
+    store.write_episode(root, demo)
+    result = export_lerobot(root, tmp_path / "lerobot", fps=10, progress=False)
+    assert result.episodes == 1 and result.frames == len(demo) and result.tasks == ["pick red_cube"]
+    info = validate_lerobot_dataset(tmp_path / "lerobot")
+    assert info["frames"] == len(demo) and info["images_checked"] > 0
+    with pytest.raises(ValueError, match="10 Hz"):
+        export_lerobot(root, tmp_path / "other", fps=5, progress=False)
