@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta_robot.engine.store import EngineEpisodeMeta, episode_path, write_episode
+from meta_robot.engine.store import EngineEpisode, EngineEpisodeMeta, episode_path, write_episode
 from meta_robot.engine.workers import JobResult, WorkerPool, default_workers
 from meta_robot.skills.episode_plan import argument_cycle
 from meta_robot.skills.registry import Registry, load_registry
@@ -27,11 +27,51 @@ logger = logging.getLogger(__name__)
 TRAIN_SEED_START = 1000  # demonstrations; held-out evaluation seeds start at 100 000
 
 
+TASK_SEED_START = 5000  # whole-task demonstrations
+
+
 @dataclass(frozen=True)
-class CollectJob:
+class SkillJob:
+    """One episode of a ground skill from one seed (a demonstration, or a learner's rollout)."""
+
     skill: str
     arguments: tuple[str, ...]
     seed: int
+
+    @property
+    def folder(self) -> str:
+        return self.skill
+
+    def path(self, root: Path, source: str = "expert", round: int = 0) -> Path:
+        """Where this job's episode is stored (the name does not depend on how it turned out)."""
+        meta = EngineEpisodeMeta(self.skill, self.arguments, "", self.seed, source, "", "", round=round)
+        return episode_path(root, meta)
+
+    def stored(self, root: Path, source: str = "expert", round: int = 0) -> bool:
+        return self.path(root, source, round).is_file()
+
+    def __str__(self) -> str:
+        return f"{self.skill} {list(self.arguments)} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """One whole-task demonstration from one seed."""
+
+    task: str
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        from meta_robot.engine.simulation import task_skill
+
+        return task_skill(self.task)
+
+    def stored(self, root: Path) -> bool:
+        return episode_path(root, EngineEpisodeMeta(self.folder, (), "", self.seed, "task", "", "")).is_file()
+
+    def __str__(self) -> str:
+        return f"task {self.task} seed {self.seed}"
 
 
 @dataclass
@@ -76,10 +116,11 @@ def resolve_skills(registry: Registry, skills: Sequence[str]) -> list[str]:
     return list(skills)
 
 
-def collection_jobs(
+def skill_jobs(
     registry: Registry, skills: Sequence[str], episodes: int, seed_start: int = TRAIN_SEED_START
-) -> list[CollectJob]:
-    """``episodes`` jobs per skill, cycling through its groundings, seeds ``seed_start`` onwards."""
+) -> list[SkillJob]:
+    """``episodes`` jobs per skill, cycling through its groundings, seeds ``seed_start`` onwards,
+    interleaved across skills (an interrupted run has some of every skill)."""
     if episodes < 0:
         raise ValueError(f"episodes must be >= 0, got {episodes}")
     jobs = []
@@ -87,40 +128,95 @@ def collection_jobs(
         groundings = argument_cycle(registry, name, None)
         for i in range(episodes):
             ground = next(groundings)
-            jobs.append(CollectJob(name, tuple(ground.arguments), seed_start + i))
-    # Interleave skills so that an interrupted run has some of every skill.
+            jobs.append(SkillJob(name, tuple(ground.arguments), seed_start + i))
     return sorted(jobs, key=lambda j: (j.seed, j.skill))
 
 
-def _init_worker(root: str) -> dict[str, Any]:
+def _skill_worker(root: str) -> dict[str, Any]:
     from meta_robot.engine.simulation import EngineSim
 
     return {"sim": EngineSim(), "root": root}
 
 
-def _run_job(state: dict[str, Any], job: CollectJob) -> dict[str, Any]:
+def _task_worker(root: str) -> dict[str, Any]:
+    from meta_robot.engine.simulation import EngineSim
+    from meta_robot.planning import Planner, load_tasks
+
+    sim = EngineSim()
+    return {"sim": sim, "root": root, "planner": Planner(sim.registry), "tasks": load_tasks(sim.registry)}
+
+
+def _run_skill_job(state: dict[str, Any], job: SkillJob) -> dict[str, Any]:
     from meta_robot.engine.simulation import SetupFailed
 
     sim = state["sim"]
-    ground = sim.registry.ground(job.skill, job.arguments)
-    started = time.perf_counter()
     try:
-        episode = sim.run_expert(ground, job.seed)
+        episode = sim.run_expert(sim.registry.ground(job.skill, job.arguments), job.seed)
     except SetupFailed as exc:
         return {"setup_failed": str(exc)}
-    path = write_episode(state["root"], episode)
+    return _stored_summary(state["root"], episode)
+
+
+def _run_task_job(state: dict[str, Any], job: TaskJob) -> dict[str, Any]:
+    episode = state["sim"].run_task(state["tasks"][job.task], job.seed, state["planner"])
+    return _stored_summary(state["root"], episode)
+
+
+def _stored_summary(root: str, episode: EngineEpisode) -> dict[str, Any]:
+    path = write_episode(root, episode)
     return {
         "path": str(path),
         "success": episode.meta.success,
         "steps": len(episode),
         "sim_seconds": episode.meta.duration,
-        "wall_seconds": time.perf_counter() - started,
     }
 
 
-def _stored(root: Path, job: CollectJob) -> bool:
-    meta = EngineEpisodeMeta(job.skill, job.arguments, "", job.seed, "expert", "", "")
-    return episode_path(root, meta).is_file()
+def _collect(
+    root: Path,
+    jobs: Sequence[SkillJob | TaskJob],
+    init,
+    handler,
+    workers: int | None,
+    desc: str,
+    progress: bool,
+) -> CollectReport:
+    """Run the jobs not yet on disk in a worker pool and account for every one."""
+    from tqdm import tqdm
+
+    root.mkdir(parents=True, exist_ok=True)
+    todo = [j for j in jobs if not j.stored(root)]
+    report = CollectReport(workers=workers or default_workers(), skipped=len(jobs) - len(todo))
+    started = time.perf_counter()
+    if todo:
+        with (
+            WorkerPool(min(report.workers, len(todo)), init, str(root), handler) as pool,
+            tqdm(total=len(todo), desc=desc, unit="ep", disable=not progress) as bar,
+        ):
+            for result in pool.map(todo):
+                _account(report, result)
+                bar.update(1)
+                done = sum(report.episodes.values())
+                bar.set_postfix(ok=f"{sum(report.successes.values())}/{done}", lost=len(report.errors))
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _account(report: CollectReport, result: JobResult) -> None:
+    job = result.job
+    if not result.ok:
+        what = "worker died" if result.crashed else "error"
+        report.errors.append(f"{job}: {what}: {result.error}")
+        logger.error("episode lost: %s", report.errors[-1])
+        return
+    value = result.value
+    if "setup_failed" in value:
+        report.setup_failures[job.folder] += 1
+        return
+    report.episodes[job.folder] += 1
+    report.successes[job.folder] += bool(value["success"])
+    report.steps += int(value["steps"])
+    report.sim_seconds += float(value["sim_seconds"])
 
 
 def collect(
@@ -133,74 +229,8 @@ def collect(
     registry: Registry | None = None,
 ) -> CollectReport:
     """Collect ``episodes`` demonstrations of each of ``skills`` into ``root`` (see the module doc)."""
-    from tqdm import tqdm
-
-    registry = registry or load_registry()
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    jobs = collection_jobs(registry, skills, episodes, seed_start)
-    todo = [j for j in jobs if not _stored(root, j)]
-    report = CollectReport(workers=workers or default_workers(), skipped=len(jobs) - len(todo))
-    started = time.perf_counter()
-    if todo:
-        with (
-            WorkerPool(min(report.workers, len(todo)), _init_worker, str(root), _run_job) as pool,
-            tqdm(total=len(todo), desc="collect", unit="ep", disable=not progress) as bar,
-        ):
-            for result in pool.map(todo):
-                _account(report, result)
-                bar.update(1)
-                done = sum(report.episodes.values())
-                bar.set_postfix(ok=f"{sum(report.successes.values())}/{done}", lost=len(report.errors))
-    report.wall_seconds = time.perf_counter() - started
-    return report
-
-
-def _account(report: CollectReport, result: JobResult) -> None:
-    job: CollectJob = result.job
-    if not result.ok:
-        what = "worker died" if result.crashed else "error"
-        report.errors.append(f"{job.skill} {list(job.arguments)} seed {job.seed}: {what}: {result.error}")
-        logger.error("episode lost: %s", report.errors[-1])
-        return
-    value = result.value
-    if "setup_failed" in value:
-        report.setup_failures[job.skill] += 1
-        return
-    report.episodes[job.skill] += 1
-    report.successes[job.skill] += bool(value["success"])
-    report.steps += int(value["steps"])
-    report.sim_seconds += float(value["sim_seconds"])
-
-
-TASK_SEED_START = 5000
-
-
-@dataclass(frozen=True)
-class TaskJob:
-    task: str
-    seed: int
-
-
-def _task_worker(root: str) -> dict[str, Any]:
-    from meta_robot.engine.simulation import EngineSim
-    from meta_robot.planning import Planner, load_tasks
-
-    sim = EngineSim()
-    return {"sim": sim, "root": root, "planner": Planner(sim.registry), "tasks": load_tasks(sim.registry)}
-
-
-def _run_task_job(state: dict[str, Any], job: TaskJob) -> dict[str, Any]:
-    started = time.perf_counter()
-    episode = state["sim"].run_task(state["tasks"][job.task], job.seed, state["planner"])
-    path = write_episode(state["root"], episode)
-    return {
-        "path": str(path),
-        "success": episode.meta.success,
-        "steps": len(episode),
-        "sim_seconds": episode.meta.duration,
-        "wall_seconds": time.perf_counter() - started,
-    }
+    jobs = skill_jobs(registry or load_registry(), skills, episodes, seed_start)
+    return _collect(Path(root), jobs, _skill_worker, _run_skill_job, workers, "collect", progress)
 
 
 def collect_tasks(
@@ -211,10 +241,7 @@ def collect_tasks(
     seed_start: int = TASK_SEED_START,
     progress: bool = True,
 ) -> CollectReport:
-    """Whole-task episodes (the classifier's crowded containers), ``episodes`` per task; resumable."""
-    from tqdm import tqdm
-
-    from meta_robot.engine.simulation import task_skill
+    """Whole-task demonstrations (the classifier's crowded containers), ``episodes`` per task."""
     from meta_robot.planning import load_tasks
 
     known = load_tasks(load_registry())
@@ -222,31 +249,5 @@ def collect_tasks(
     unknown = [t for t in names if t not in known]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; tasks: {', '.join(known)}")
-    root = Path(root)
     jobs = [TaskJob(t, seed_start + i) for i in range(episodes) for t in names]
-
-    def stored(job: TaskJob) -> bool:
-        meta = EngineEpisodeMeta(task_skill(job.task), (), "", job.seed, "task", "", "")
-        return episode_path(root, meta).is_file()
-
-    todo = [j for j in jobs if not stored(j)]
-    report = CollectReport(workers=workers or default_workers(), skipped=len(jobs) - len(todo))
-    started = time.perf_counter()
-    if todo:
-        with (
-            WorkerPool(min(report.workers, len(todo)), _task_worker, str(root), _run_task_job) as pool,
-            tqdm(total=len(todo), desc="collect tasks", unit="ep", disable=not progress) as bar,
-        ):
-            for result in pool.map(todo):
-                job = result.job
-                if not result.ok:
-                    report.errors.append(f"task {job.task} seed {job.seed}: {result.error}")
-                else:
-                    name = task_skill(job.task)
-                    report.episodes[name] += 1
-                    report.successes[name] += bool(result.value["success"])
-                    report.steps += int(result.value["steps"])
-                    report.sim_seconds += float(result.value["sim_seconds"])
-                bar.update(1)
-    report.wall_seconds = time.perf_counter() - started
-    return report
+    return _collect(Path(root), jobs, _task_worker, _run_task_job, workers, "collect tasks", progress)

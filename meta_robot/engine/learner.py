@@ -18,20 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from meta_robot.core.observation import IMAGE_SIZE
-from meta_robot.engine.store import write_episode
+from meta_robot.engine.collect import SkillJob, skill_jobs
+from meta_robot.engine.store import read_episode, write_episode
 from meta_robot.engine.workers import WorkerPool, default_workers
 from meta_robot.learning.eval_report import EpisodeResult, SkillEvalReport, write_report
-from meta_robot.skills.episode_plan import argument_cycle
 from meta_robot.skills.registry import Registry, load_registry
 
 HELD_OUT_SEED_START = 100_000  # as the graph evaluation: never a training seed
-
-
-@dataclass(frozen=True)
-class LearnerJob:
-    skill: str
-    arguments: tuple[str, ...]
-    seed: int
 
 
 @dataclass(frozen=True)
@@ -47,7 +40,7 @@ class LearnerSettings:
 
 @dataclass
 class LearnerOutcome:
-    job: LearnerJob
+    job: SkillJob
     success: bool
     steps: int
     sim_seconds: float
@@ -86,21 +79,6 @@ class LearnerReport:
         return [o for o in self.outcomes if o.setup_failed or o.error]
 
 
-def learner_jobs(
-    registry: Registry, skills: Sequence[str], episodes: int, seed_start: int = HELD_OUT_SEED_START
-) -> list[LearnerJob]:
-    """``episodes`` per skill cycling through its groundings, on seeds from ``seed_start``."""
-    from meta_robot.engine.collect import resolve_skills
-
-    jobs = []
-    for name in resolve_skills(registry, skills):
-        groundings = argument_cycle(registry, name, None)
-        for i in range(episodes):
-            ground = next(groundings)
-            jobs.append(LearnerJob(name, tuple(ground.arguments), seed_start + i))
-    return jobs
-
-
 def _init_worker(settings: LearnerSettings) -> dict[str, Any]:
     from meta_robot.learning.policy import load_policy
 
@@ -109,7 +87,7 @@ def _init_worker(settings: LearnerSettings) -> dict[str, Any]:
     return {"policy": policy, "settings": settings, "sims": [], "image_size": sim_size}
 
 
-def _run_group(state: dict[str, Any], jobs: list[LearnerJob]) -> list[LearnerOutcome]:
+def _run_group(state: dict[str, Any], jobs: list[SkillJob]) -> list[LearnerOutcome]:
     from meta_robot.engine.simulation import EngineSim, SetupFailed, run_learners
     from meta_robot.learning.policy import SkillRequest
 
@@ -142,7 +120,7 @@ def _run_group(state: dict[str, Any], jobs: list[LearnerJob]) -> list[LearnerOut
 
 def run_policy(
     settings: LearnerSettings,
-    jobs: Sequence[LearnerJob],
+    jobs: Sequence[SkillJob],
     workers: int | None = None,
     group: int = 4,
     progress: bool = True,
@@ -153,8 +131,17 @@ def run_policy(
     from tqdm import tqdm
 
     Path(settings.policy).stat()  # a missing checkpoint fails here, not in every worker
-    groups = [list(jobs[i : i + group]) for i in range(0, len(jobs), max(1, group))]
     report = LearnerReport()
+    if settings.root is not None:  # rollouts stored by an earlier, interrupted run count as they are
+        root = Path(settings.root)
+        done = [j for j in jobs if j.stored(root, settings.source, settings.round)]
+        for job in done:
+            episode = read_episode(job.path(root, settings.source, settings.round))
+            report.outcomes.append(
+                LearnerOutcome(job, episode.meta.success, len(episode), episode.meta.duration)
+            )
+        jobs = [j for j in jobs if j not in set(done)]
+    groups = [list(jobs[i : i + group]) for i in range(0, len(jobs), max(1, group))]
     started = time.perf_counter()
     n = min(workers or default_workers(), max(1, len(groups)))
     with (
@@ -188,7 +175,7 @@ def evaluate_in_process(
 ) -> LearnerReport:
     """``meta-robot eval skill ... --in-process``: held-out seeds in the engine's workers."""
     registry = registry or load_registry()
-    jobs = learner_jobs(registry, skills, episodes, seed_start)
+    jobs = skill_jobs(registry, skills, episodes, seed_start)
     return run_policy(LearnerSettings(policy), jobs, workers, group, progress, desc="eval in-process")
 
 

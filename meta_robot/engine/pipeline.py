@@ -32,13 +32,12 @@ from typing import Any
 import yaml
 
 from meta_robot.core.observation import IMAGE_SIZE
-from meta_robot.engine.collect import TRAIN_SEED_START, collect
+from meta_robot.engine.collect import TRAIN_SEED_START, collect, skill_jobs
 from meta_robot.engine.dataset import EngineDataset, render_dataset
 from meta_robot.engine.learner import (
     HELD_OUT_SEED_START,
     LearnerReport,
     LearnerSettings,
-    learner_jobs,
     run_policy,
 )
 from meta_robot.learning.metrics import wilson_interval
@@ -166,7 +165,7 @@ def train_skills(
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command or shlex.join(["meta-robot", *sys.argv[1:]])
     registry = load_registry()
-    learner_jobs(registry, settings.skills, 0)  # unknown skills fail before any work
+    skill_jobs(registry, settings.skills, 0)  # unknown skills fail before any work
     stages = StageLog(out_dir, settings)
     data = out_dir / "data"
     t_all = time.perf_counter()
@@ -236,7 +235,7 @@ def train_skills(
         share = settings.round_share(r)
 
         def do_rollouts(r: int = r, previous: Path = previous, share: float = share) -> dict[str, Any]:
-            jobs = learner_jobs(
+            jobs = skill_jobs(
                 registry, settings.skills, settings.dagger_episodes, DAGGER_SEED_START + 1000 * r
             )
             learner = LearnerSettings(str(previous), str(data), "dagger", r, share, settings.image_size)
@@ -253,7 +252,7 @@ def train_skills(
         )
 
     def do_eval() -> dict[str, Any]:
-        jobs = learner_jobs(registry, settings.skills, settings.eval_episodes, HELD_OUT_SEED_START)
+        jobs = skill_jobs(registry, settings.skills, settings.eval_episodes, HELD_OUT_SEED_START)
         report = run_policy(
             LearnerSettings(str(policy)), jobs, workers, settings.group, progress, desc="evaluate"
         )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from meta_robot.engine import store
-from meta_robot.engine.collect import collect, collection_jobs
+from meta_robot.engine.collect import collect, skill_jobs
 from meta_robot.engine.render import CameraRig, load_frames
 from meta_robot.engine.simulation import EngineSim
 from meta_robot.engine.workers import WorkerPool
@@ -114,7 +114,7 @@ def test_frames_at_another_resolution_are_refused(tmp_path):
 
 def test_unknown_skills_are_refused_with_the_known_ones():
     with pytest.raises(RegistryError, match="open_drawer"):
-        collection_jobs(load_registry(), ["fly"], 3)
+        skill_jobs(load_registry(), ["fly"], 3)
     with pytest.raises(RegistryError):
         collect("unused", ["fly"], 1, workers=1, progress=False)
 
