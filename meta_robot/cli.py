@@ -206,7 +206,11 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _train_skills(args: argparse.Namespace, command: str) -> int:
     from meta_robot.engine.pipeline import PipelineSettings, train_skills
+    from meta_robot.learning.nets import select_device
 
+    device = select_device(args.device)
+    # A GPU is fed larger batches; the CPU's default is what the shipped checkpoints were made with.
+    batch_size = args.batch_size or (256 if device.type == "cuda" else 64)
     settings = PipelineSettings(
         skills=tuple(args.skills),
         demos=args.demos,
@@ -220,7 +224,7 @@ def _train_skills(args: argparse.Namespace, command: str) -> int:
         task_episodes=args.task_episodes,
         classifier_epochs=args.classifier_epochs,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         image_size=(args.image_size, args.image_size),
         pooling=args.pooling,
     )
@@ -229,7 +233,7 @@ def _train_skills(args: argparse.Namespace, command: str) -> int:
 
         torch.set_num_threads(args.threads)
     result = train_skills(
-        Path(args.out or "out/train_skills"), settings, args.workers, args.device, args.ship, command=command
+        Path(args.out or "out/train_skills"), settings, args.workers, str(device), args.ship, command=command
     )
     for skill, v in result.report["evaluation"]["skills"].items():
         low, high = v["ci95"]
@@ -558,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipe.add_argument("--task-episodes", type=int, default=10, help="whole-task demonstrations per task")
     pipe.add_argument("--classifier-epochs", type=int, default=4, help="0: no classifier stage")
-    pipe.add_argument("--batch-size", type=int, default=64)
+    pipe.add_argument("--batch-size", type=int, default=None, help="default 64 on the CPU, 256 on CUDA")
     pipe.add_argument("--workers", type=int, default=None, help="engine worker processes (all cores)")
     pipe.add_argument("--ship", action="store_true", help="enter the final policy in checkpoints/")
     train.set_defaults(func=_cmd_train)
