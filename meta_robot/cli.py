@@ -189,8 +189,21 @@ def _eval_in_process(args: argparse.Namespace, skills: list[str]) -> int:
     from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 
     policy = resolve_checkpoint(args.policy, "policy")
-    report = evaluate_in_process(str(policy), skills, args.episodes, args.seed_start, args.workers)
-    print(write_learner_report(report, Path(args.out), f"{args.policy} (in-process)"))
+    out = Path(args.out)
+    keep = out / "episodes" if args.videos else None
+    report = evaluate_in_process(str(policy), skills, args.episodes, args.seed_start, args.workers, keep=keep)
+    print(write_learner_report(report, out, f"{args.policy} (in-process)"))
+    if keep is not None:
+        from meta_robot.engine.store import episode_files, read_episode
+        from meta_robot.engine.video import episode_video
+
+        failed = {}
+        for path in episode_files(keep):
+            episode = read_episode(path)
+            if not episode.success and len(failed.setdefault(episode.skill, [])) < args.videos:
+                failed[episode.skill].append(path)
+        for path in episode_video([p for paths in failed.values() for p in paths], out / "videos"):
+            print(f"video: {path}")
     return 0
 
 
@@ -485,6 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skill: in the data engine's workers instead of through the graph (fast, for large N)",
     )
     ev.add_argument("--workers", type=int, default=None, help="--in-process: worker processes (all cores)")
+    ev.add_argument(
+        "--videos",
+        type=int,
+        default=0,
+        help="--in-process: keep the rollouts; MP4s of this many failures per skill",
+    )
     ev.set_defaults(func=_cmd_eval)
 
     ship = sub.add_parser(

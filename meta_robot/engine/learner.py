@@ -172,11 +172,14 @@ def evaluate_in_process(
     group: int = 4,
     progress: bool = True,
     registry: Registry | None = None,
+    keep: Path | None = None,
 ) -> LearnerReport:
-    """``meta-robot eval skill ... --in-process``: held-out seeds in the engine's workers."""
+    """``meta-robot eval skill ... --in-process``: held-out seeds in the engine's workers; ``keep``
+    stores the rollouts there as engine episodes (to watch with :mod:`meta_robot.engine.video`)."""
     registry = registry or load_registry()
     jobs = skill_jobs(registry, skills, episodes, seed_start)
-    return run_policy(LearnerSettings(policy), jobs, workers, group, progress, desc="eval in-process")
+    settings = LearnerSettings(policy, root=str(keep) if keep is not None else None)
+    return run_policy(settings, jobs, workers, group, progress, desc="eval in-process")
 
 
 def skill_reports(report: LearnerReport, policy: str) -> dict[str, SkillEvalReport]:

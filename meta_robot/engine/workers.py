@@ -58,9 +58,15 @@ def _worker_main(
         pass
     # The safety layer logs every held tick; a worker's episodes count holds in their metadata instead.
     logging.getLogger("meta_robot.safety").setLevel(logging.CRITICAL)
+    parent = os.getppid()
     state = initializer(init_arg)
     while True:
-        item = jobs.get()
+        try:
+            item = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the command was killed: nobody will read our results
+                return
+            continue
         if item is None:
             return
         index, job = item
