@@ -30,6 +30,7 @@ def _command(out) -> list[str]:
     return [sys.executable, "-m", "meta_robot.cli", "train", "skills", "--out", str(out), *TINY]
 
 
+@pytest.mark.timeout(900)  # ~100 s on 2 idle cores; the whole pipeline, twice, in worker processes
 def test_the_pipeline_runs_end_to_end_and_resumes_after_being_killed(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "MUJOCO_GL": "egl"}
