@@ -101,6 +101,7 @@ class Waypoint:
     track: Callable[[WorldState], np.ndarray] | None = None  # re-aimed every tick (pushing)
     done_when: Callable[[WorldState], bool] | None = None  # ends the waypoint early
     needs_grasp: bool = False  # only makes sense with something between the fingers (lift, carry, pull)
+    stall_ok: bool = True  # "nearly there and no longer closing in" counts as reached
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class ScriptedOperator:
         reached = (
             (float(np.linalg.norm(error)) < wp.tolerance and float(np.linalg.norm(rotation_error)) < 0.05)
             or (wp.done_when is not None and wp.done_when(world))
-            or (stalled and wp.tolerance > 0.0)
+            or (stalled and wp.tolerance > 0.0 and wp.stall_ok)
         )
         gripper = None
         if reached and self._reached_at is None:
@@ -647,6 +648,9 @@ class ScriptedOperator:
                 s.speed * 0.5,
                 tolerance=0.004,
                 done_when=lambda world: world.drawer_opening < closed_margin,
+                # Stalled 1.5 cm short is a drawer still open: it counted as reached and a learner
+                # relabelled there was told to back off from a drawer at 16 mm (closed is <= 15 mm).
+                stall_ok=False,
             )
 
         def back_off(w: WorldState) -> Waypoint:
