@@ -161,7 +161,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 skills=args.skills,
                 perturb=args.perturb,
                 policy=args.policy,
-                classifier=args.classifier or "success_classifier_tasks",
+                classifier=args.classifier or "success_classifier",
                 seed_start=args.seed_start,
                 record=args.record,
             )

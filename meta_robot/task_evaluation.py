@@ -296,7 +296,7 @@ def evaluate_task(
     skills: str = "policy",
     perturb: bool = False,
     policy: str = "goal_conditioned_bc",
-    classifier: str = "success_classifier_tasks",
+    classifier: str = "success_classifier",
     seed_start: int = HELD_OUT_SEED_START,
     record: bool = False,
     camera_rate: float = 15.0,

@@ -41,7 +41,7 @@ def graph(tmp_path_factory):
         namespace=NS,
         bridge_parameters={"camera_rate": 10.0},
         scripted_operator=True,
-        classifier="success_classifier_tasks",
+        classifier="success_classifier",
         executive="scripted_operator/execute_skill",
     )
     with GraphProcesses(specs, env, log_dir=tmp_path_factory.mktemp("logs")) as running:
