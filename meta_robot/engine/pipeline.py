@@ -444,10 +444,13 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
         xs.append((rounds[-1] if rounds else 0) + 1)
         ys.append(final[skill]["rate"])
         left.plot(xs, ys, marker="o", label=skill)
-    left.set_xlabel("DAgger round (last point: final policy, held-out seeds, no expert)")
+    ticks = [*rounds, (rounds[-1] if rounds else 0) + 1]
+    shares = [f"round {r}\nexpert {stages[f'dagger{r}_rollouts']['expert_share']:.0%}" for r in rounds]
+    left.set_xticks(ticks, [*shares, "final\nheld-out"])
+    left.set_xlabel("DAgger rollouts (a share of steps executed by the expert), then the final policy alone")
     left.set_ylabel("success rate")
     left.set_ylim(0, 1.05)
-    left.set_title("on-policy success per round")
+    left.set_title("success per round")
     left.legend(fontsize=8)
     rates = [final[s]["rate"] for s in skills]
     low = [max(0.0, final[s]["rate"] - final[s]["ci95"][0]) for s in skills]
