@@ -240,6 +240,8 @@ def _train_skills(args: argparse.Namespace, command: str) -> int:
         batch_size=batch_size,
         image_size=(args.image_size, args.image_size),
         pooling=args.pooling,
+        aux_weight=args.aux_weight,
+        goal_fraction=args.goal_fraction,
     )
     if args.threads is not None:
         import torch
@@ -582,6 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--task-episodes", type=int, default=10, help="whole-task demonstrations per task")
     pipe.add_argument("--classifier-epochs", type=int, default=4, help="0: no classifier stage")
     pipe.add_argument("--batch-size", type=int, default=None, help="default 64 on the CPU, 256 on CUDA")
+    pipe.add_argument(
+        "--aux-weight",
+        type=float,
+        default=1.0,
+        help="weight of the auxiliary loss: image features predict the true object poses (0: off)",
+    )
+    pipe.add_argument("--goal-fraction", type=float, default=0.25, help="share of samples shown a goal image")
     pipe.add_argument("--workers", type=int, default=None, help="engine worker processes (all cores)")
     pipe.add_argument("--ship", action="store_true", help="enter the final policy in checkpoints/")
     train.set_defaults(func=_cmd_train)

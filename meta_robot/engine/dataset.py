@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from meta_robot.core.observation import ACTION_DIM, CAMERAS, CONTROL_RATE, IMAGE_SIZE, STATE_DIM
+from meta_robot.engine.privileged import privileged_names, privileged_state
 from meta_robot.engine.render import cache_path, load_frames
 from meta_robot.engine.store import EngineEpisode, EpisodeFileError, episode_files, read_episode
 from meta_robot.engine.workers import WorkerPool, default_workers
+from meta_robot.sim.workcell import build_model
 
 if TYPE_CHECKING:
     from meta_robot.dataset.frames import EpisodeFrames
@@ -143,7 +145,8 @@ class EngineDataset:
                 f"{self.render_report.errors[0]}"
             )
         self.episodes: list[EngineEpisode] = []
-        frames, state, action, learner = [], [], [], []
+        frames, state, action, learner, scene = [], [], [], [], []
+        model = build_model()
         for path in episode_files(root, skills):
             episode = read_episode(path)
             if not keep(episode) or len(episode) == 0:
@@ -156,6 +159,7 @@ class EngineDataset:
             state.append(episode.state)
             action.append(episode.expert_action)
             learner.append(episode.learner_acting)
+            scene.append(privileged_state(model, episode.physics))
             self.episodes.append(episode)
         self.skills = sorted({e.skill for e in self.episodes})
         self.argument_vocabulary = [PAD_ARGUMENT, *sorted({a for e in self.episodes for a in e.arguments})]
@@ -170,6 +174,10 @@ class EngineDataset:
             "action": np.concatenate(action) if action else np.zeros((0, ACTION_DIM), np.float32),
             "intervention": np.zeros(len(images), bool),
             "learner_acting": np.concatenate(learner) if learner else np.zeros(0, bool),
+            # The true scene per step (object poses, drawer): an auxiliary target for image features.
+            "privileged": np.concatenate(scene)
+            if scene
+            else np.zeros((0, len(privileged_names(model))), np.float32),
         }
         for episode in self.episodes:  # the per-step physics is not needed once loaded
             episode.physics = episode.physics[:0]

@@ -69,6 +69,8 @@ class PipelineSettings:
     lr: float = 3e-4
     image_size: tuple[int, int] = IMAGE_SIZE
     pooling: str = "spatial_softmax"
+    aux_weight: float = 1.0  # the image features also predict the true scene (engine.privileged)
+    goal_fraction: float = 0.25  # samples shown their episode's goal image (the executive sends none)
     group: int = 4  # episodes batched per worker in learner rollouts
     tasks: tuple[str, ...] = ("all",)  # config/tasks.yaml tasks demonstrated whole for the classifier
     task_episodes: int = 10  # whole-task demonstrations per task
@@ -209,7 +211,12 @@ def train_skills(
             progress=progress,
         )
         train = PolicyTrainSettings(
-            epochs=epochs, seed=settings.seed, batch_size=settings.batch_size, lr=settings.lr
+            epochs=epochs,
+            seed=settings.seed,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            goal_fraction=settings.goal_fraction,
+            aux_weight=settings.aux_weight,
         )
         result = fit_policy(
             dataset,

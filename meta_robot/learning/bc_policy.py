@@ -62,6 +62,9 @@ class BCConfig:
     shift: int = 4
     fps: float = 10.0  # control rate the chunk's steps are spaced at
     gripper_widths: tuple[float, float] = (0.0, 0.08)  # the closed and open widths demonstrated
+    # Size of the true scene state the image features also learn to predict during training (an
+    # auxiliary head, unused when serving); 0: none. See meta_robot.engine.privileged.
+    aux_dim: int = 0
 
     def __post_init__(self) -> None:
         for name in ("skills", "vocabulary", "cameras", "image_size", "gripper_widths"):
@@ -72,8 +75,8 @@ class BCConfig:
             raise ValueError(f"the argument vocabulary must start with {NO_ARGUMENT!r}")
         if self.goal_camera not in self.cameras:
             raise ValueError(f"goal_camera {self.goal_camera!r} is not one of the cameras {self.cameras}")
-        if self.chunk < 1 or self.max_arguments < 0 or not self.fps > 0:
-            raise ValueError("chunk must be >= 1, max_arguments >= 0 and fps > 0")
+        if self.chunk < 1 or self.max_arguments < 0 or not self.fps > 0 or self.aux_dim < 0:
+            raise ValueError("chunk must be >= 1, max_arguments >= 0, fps > 0 and aux_dim >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -108,13 +111,19 @@ class BCNetwork(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(c.hidden, c.chunk * ACTION_DIM),
         )
-        for name, size in (("state", STATE_DIM), ("action", ACTION_DIM)):
+        normalised = [("state", STATE_DIM), ("action", ACTION_DIM)]
+        if c.aux_dim:
+            self.aux_head = nn.Linear(c.feature_dim * len(c.cameras), c.aux_dim)
+            normalised.append(("aux", c.aux_dim))
+        for name, size in normalised:
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
 
-    def set_normalisation(self, state: np.ndarray, action: np.ndarray) -> None:
+    def set_normalisation(self, state: np.ndarray, action: np.ndarray, aux: np.ndarray | None = None) -> None:
         """Store the training data's statistics (std floored so constant inputs stay finite)."""
-        for name, values in (("state", state), ("action", action)):
+        for name, values in (("state", state), ("action", action), ("aux", aux)):
+            if values is None or not hasattr(self, f"{name}_mean"):
+                continue
             getattr(self, f"{name}_mean").copy_(torch.as_tensor(values.mean(0), dtype=torch.float32))
             std = np.maximum(values.std(0), 1e-3)
             getattr(self, f"{name}_std").copy_(torch.as_tensor(std, dtype=torch.float32))
@@ -135,13 +144,16 @@ class BCNetwork(nn.Module):
         has_goal: torch.Tensor | None = None,
         augment: bool = False,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+        with_aux: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``images`` uint8 (B, H, W, 3) per camera; ``state`` raw (B, 15); ``skill`` (B,) and
         ``arguments`` (B, max_arguments) indices; ``goal`` uint8 images (B, H, W, 3) used where
-        ``has_goal`` (B,) is true. Returns (B, chunk, 7) normalised actions."""
+        ``has_goal`` (B,) is true. Returns (B, chunk, 7) normalised actions, and with ``with_aux``
+        also the (B, aux_dim) normalised scene state predicted from the camera features."""
         c = self.config
         b = state.shape[0]
         features = [self._encode(cam, images[cam], augment, generator) for cam in c.cameras]
+        aux = self.aux_head(torch.cat(features, dim=1)) if with_aux and c.aux_dim else None
         goal_features = torch.zeros(b, c.feature_dim, device=state.device)
         flag = torch.zeros(b, 1, device=state.device)
         if goal is not None and has_goal is not None and bool(has_goal.any()):
@@ -156,7 +168,12 @@ class BCNetwork(nn.Module):
             self.argument_embedding(arguments).flatten(1),
             self.state_net((state.float() - self.state_mean) / self.state_std),
         ]
-        return self.trunk(torch.cat(features, dim=1)).view(b, c.chunk, ACTION_DIM)
+        actions = self.trunk(torch.cat(features, dim=1)).view(b, c.chunk, ACTION_DIM)
+        if not with_aux:
+            return actions
+        if aux is None:
+            raise ValueError("this network has no auxiliary head (aux_dim = 0)")
+        return actions, aux
 
 
 # --- action encoding ------------------------------------------------------------------------------

@@ -62,10 +62,13 @@ class PolicyTrainSettings:
     weight_decay: float = 1e-4
     held_out_fraction: float = 0.1
     goal_fraction: float = 0.5
+    # Weight of the auxiliary loss (image features -> true scene state) where the data holds the
+    # scene (engine episodes; meta_robot.engine.privileged); 0 turns it off.
+    aux_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0 or self.aux_weight < 0:
+            raise ValueError("epochs must be >= 0, batch_size >= 1, lr > 0 and aux_weight >= 0")
         if not 0.0 < self.held_out_fraction < 1.0:
             raise ValueError(f"held_out_fraction must be in (0, 1), got {self.held_out_fraction}")
         if not 0.0 <= self.goal_fraction <= 1.0:
@@ -150,22 +153,37 @@ def _batch(
     )
 
 
+def _aux_target(
+    network: BCNetwork, arrays: Mapping[str, np.ndarray], steps: np.ndarray, device
+) -> torch.Tensor:
+    scene = torch.from_numpy(arrays["privileged"][steps]).to(device)
+    return (scene - network.aux_mean) / network.aux_std
+
+
 @torch.no_grad()
 def evaluate(
     network: BCNetwork, arrays: Mapping[str, np.ndarray], samples: PolicySamples, device: torch.device
 ) -> dict[str, float]:
     """Held-out L1 (normalised, whole chunk) and the first step's position error in cm, without and
-    with the goal image."""
+    with the goal image; with an auxiliary head, also its mean object position error in cm."""
     network.eval()
     out: dict[str, float] = {}
     c = network.config
+    position_columns = _object_position_columns(c.aux_dim)
     for name, goal in (("", False), ("_goal", True)):
-        losses, errors = [], []
+        losses, errors, scene_errors = [], [], []
         for start in range(0, len(samples.steps), 256):
             rows = np.arange(start, min(start + 256, len(samples.steps)))
             inputs = _batch(arrays, samples, rows, c.cameras, c.goal_camera, np.full(len(rows), goal), device)
             target = torch.from_numpy(samples.chunks[rows]).to(device)
-            pred = network(*inputs)
+            if c.aux_dim:
+                pred, aux = network(*inputs, with_aux=True)
+                scene = aux * network.aux_std + network.aux_mean
+                truth = torch.from_numpy(arrays["privileged"][samples.steps[rows]]).to(device)
+                delta = (scene - truth)[:, position_columns].view(len(rows), -1, 3)
+                scene_errors.append(float(delta.norm(dim=2).mean(1).sum()))
+            else:
+                pred = network(*inputs)
             norm_target = (target - network.action_mean) / network.action_std
             losses.append(float((pred - norm_target).abs().mean()) * len(rows))
             first = pred[:, 0, :3] * network.action_std[:3] + network.action_mean[:3]
@@ -173,7 +191,15 @@ def evaluate(
         n = max(len(samples.steps), 1)
         out[f"held_out_l1{name}"] = sum(losses) / n
         out[f"held_out_position_cm{name}"] = 100.0 * sum(errors) / n
+        if c.aux_dim and not goal:
+            out["held_out_object_cm"] = 100.0 * sum(scene_errors) / n
     return out
+
+
+def _object_position_columns(aux_dim: int) -> list[int]:
+    """Columns of the privileged state that are object positions (x, y, z of each 5-column object)."""
+    objects = aux_dim // 5  # the trailing columns are the scene's joints (fewer than 5)
+    return [5 * k + a for k in range(objects) for a in range(3)]
 
 
 CURVE_PANELS = (
@@ -183,8 +209,12 @@ CURVE_PANELS = (
         log=True,
     ),
     Panel(
-        "next target position error (cm)",
-        (("held_out_position_cm", "held-out"), ("held_out_position_cm_goal", "held-out, goal image")),
+        "position error (cm)",
+        (
+            ("held_out_position_cm", "next target, held-out"),
+            ("held_out_position_cm_goal", "next target, held-out, goal image"),
+            ("held_out_object_cm", "objects seen in the images (auxiliary head)"),
+        ),
     ),
 )
 
@@ -224,6 +254,9 @@ def fit_policy(
         )
     options = dict(model_options or {})
     gripper = dataset.arrays()["action"][:, 7]
+    scene = dataset.arrays().get("privileged")
+    if settings.aux_weight > 0 and scene is not None and len(scene):
+        options.setdefault("aux_dim", int(scene.shape[1]))
     config = BCConfig(
         skills=tuple(dataset.skills),
         vocabulary=(NO_ARGUMENT, *dataset.argument_vocabulary[1:]),
@@ -242,7 +275,11 @@ def fit_policy(
     torch.manual_seed(settings.seed)
     network = BCNetwork(config)
     arrays = dataset.arrays()
-    network.set_normalisation(arrays["proprio"][train.steps], train.chunks.reshape(-1, ACTION_DIM))
+    network.set_normalisation(
+        arrays["proprio"][train.steps],
+        train.chunks.reshape(-1, ACTION_DIM),
+        arrays["privileged"][train.steps] if config.aux_dim else None,
+    )
     if init_from is not None:
         _warm_start(network, Path(init_from))
     network.to(device)
@@ -252,7 +289,11 @@ def fit_policy(
         with_goal = rng.random(len(rows)) < settings.goal_fraction
         inputs = _batch(arrays, train, rows, config.cameras, config.goal_camera, with_goal, device)
         target = (torch.from_numpy(train.chunks[rows]).to(device) - network.action_mean) / network.action_std
-        return (network(*inputs, augment=True, generator=generator) - target).abs().mean()
+        if not config.aux_dim:
+            return (network(*inputs, augment=True, generator=generator) - target).abs().mean()
+        pred, aux = network(*inputs, augment=True, generator=generator, with_aux=True)
+        aux_loss = (aux - _aux_target(network, arrays, train.steps[rows], device)).abs().mean()
+        return (pred - target).abs().mean() + settings.aux_weight * aux_loss
 
     history = train_epochs(
         network,

@@ -231,7 +231,8 @@ def plot_history(history: Sequence[Mapping[str, float]], path: Path, panels: Seq
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for key, label in panel.series:
-            ax.plot(epochs, [h[key] for h in history], "o-", label=label)
+            if all(key in h for h in history):  # a series some runs do not have (an optional head)
+                ax.plot(epochs, [h[key] for h in history], "o-", label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(panel.ylabel)
         if panel.log:
