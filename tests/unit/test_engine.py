@@ -151,3 +151,60 @@ def test_an_engine_dataset_exports_to_lerobot_like_a_recorded_one(tmp_path, demo
     assert info["frames"] == len(demo) and info["images_checked"] > 0
     with pytest.raises(ValueError, match="10 Hz"):
         export_lerobot(root, tmp_path / "other", fps=5, progress=False)
+
+
+def test_the_true_scene_is_read_from_stored_states_without_simulating(sim, demo):
+    """The auxiliary target of the policy's image features: object poses and the drawer per step."""
+    from meta_robot.engine.privileged import privileged_names, privileged_state
+    from meta_robot.sim import snapshot
+    from meta_robot.sim.workcell import Workcell
+    from meta_robot.skills.scripted_operator import yaw_of
+
+    wc = Workcell()
+    scene = privileged_state(wc.model, demo.physics)
+    names = privileged_names(wc.model)
+    assert scene.shape == (len(demo), len(names)) and scene.dtype == np.float32
+    for t in (0, len(demo) // 2, len(demo) - 1):
+        snapshot.restore(wc.model, wc.data, demo.physics[t])
+        for obj in wc.object_states():
+            x = names.index(f"{obj.name}.x")
+            np.testing.assert_allclose(scene[t, x : x + 3], obj.position, atol=1e-6)
+            yaw = yaw_of(obj.orientation)
+            np.testing.assert_allclose(scene[t, x + 3 : x + 5], [np.cos(2 * yaw), np.sin(2 * yaw)], atol=1e-5)
+        drawer = wc.data.qpos[wc.model.joint("drawer_slide").qposadr[0]]
+        assert scene[t, names.index("drawer_slide.position")] == pytest.approx(drawer, abs=1e-6)
+    cube = names.index("red_cube.z")
+    assert scene[-1, cube] > scene[0, cube] + 0.03  # the demonstration lifted the cube
+
+
+def test_a_policy_trained_on_engine_data_learns_the_scene_and_serves_without_it(tmp_path, sim, demo):
+    import torch
+
+    from meta_robot.engine.dataset import EngineDataset
+    from meta_robot.learning.policy import SkillRequest, load_policy
+    from meta_robot.learning.train_policy import PolicyTrainSettings, fit_policy
+
+    torch.set_num_threads(1)
+    root = tmp_path / "engine"
+    store.write_episode(root, demo)
+    for seed in (SEED + 1, SEED + 2):
+        store.write_episode(root, sim.run_expert(sim.registry.ground("pick", ["red_cube"]), seed))
+    dataset = EngineDataset(root, progress=False, render_workers=1)
+    assert dataset.arrays()["privileged"].shape == (len(dataset), 16)
+    settings = PolicyTrainSettings(epochs=1, batch_size=32, held_out_fraction=0.34)
+    result = fit_policy(dataset, tmp_path / "run", settings, progress=False, data_summary={})
+    assert result.metrics["held_out_object_cm"] > 0  # the auxiliary head was trained and scored
+    policy = load_policy(result.weights, "cpu")
+    assert policy.config.aux_dim == 16
+    rollout = sim.start_learner(sim.registry.ground("pick", ["red_cube"]), SEED)
+    episode = policy.start(SkillRequest("pick", ("red_cube",)))
+    (action,) = policy.act([episode], [rollout.observe()])
+    assert np.isfinite(action.position).all()
+    no_aux = fit_policy(
+        dataset,
+        tmp_path / "plain",
+        PolicyTrainSettings(epochs=1, batch_size=32, held_out_fraction=0.34, aux_weight=0),
+        progress=False,
+        data_summary={},
+    )
+    assert "held_out_object_cm" not in no_aux.metrics and load_policy(no_aux.weights).config.aux_dim == 0
