@@ -276,7 +276,21 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from meta_robot.dataset import dataset_info, format_info, plot_info
     from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
+    from meta_robot.engine.store import is_engine_dataset
 
+    engine = is_engine_dataset(args.root)
+    if args.action == "verify" and engine:
+        from meta_robot.engine.store import EpisodeFileError, episode_files, read_episode
+
+        files, bad = episode_files(args.root, args.skills), 0
+        for path in files:
+            try:
+                read_episode(path).check()
+            except (EpisodeFileError, ValueError) as exc:
+                bad += 1
+                print(exc)
+        print(f"{len(files) - bad}/{len(files)} engine episodes read back whole")
+        return 1 if bad else 0
     if args.action == "verify":
         from meta_robot.dataset import list_episodes
         from meta_robot.dataset.verify import check_episode
@@ -294,6 +308,17 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         if args.plot:
             plot_info(info, Path(args.plot))
             print(f"plot: {args.plot}")
+        return 0
+    if args.format == "rosbag2":
+        if not engine:
+            raise SystemExit(
+                f"{args.root}: already rosbag2 recordings (rosbag2 export is for engine datasets)"
+            )
+        from meta_robot.engine.export_bag import export_rosbag
+
+        out = Path(args.out if args.out != "data/lerobot" else "data/episodes")
+        report = export_rosbag(args.root, out, args.skills, args.only_successful)
+        print(f"{report.summary()} -> {out}")
         return 0
     result = export_lerobot(
         Path(args.root),
@@ -518,11 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--score", action="append", default=[], help="KEY=VALUE measured score (repeatable)")
     ship.set_defaults(func=_cmd_checkpoint)
 
-    data = sub.add_parser("dataset", help="inspect or export recorded episodes")
+    data = sub.add_parser("dataset", help="inspect, verify or export recorded or engine episodes")
     data.add_argument("action", choices=("info", "verify", "export"))
-    data.add_argument("root", help="episode folder (as written by the recorder)")
-    data.add_argument("--out", default="data/lerobot", help="export: the dataset folder to write")
-    data.add_argument("--format", choices=("lerobot",), default="lerobot", help="export format")
+    data.add_argument("root", help="episode folder (the recorder's, or a data engine dataset)")
+    data.add_argument(
+        "--out", default="data/lerobot", help="export: the folder to write (rosbag2: default data/episodes)"
+    )
+    data.add_argument(
+        "--format",
+        choices=("lerobot", "rosbag2"),
+        default="lerobot",
+        help="export format (rosbag2: engine episodes as recordings, images rendered from their states)",
+    )
     data.add_argument("--fps", type=int, default=10)
     data.add_argument("--skills", nargs="*", default=None, help="only these skills")
     data.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"))

@@ -75,7 +75,12 @@ def _add(info: SkillInfo, outcome: str, duration_s: float, interventions: int, f
 def dataset_info(
     root: str | Path, fps: float = DEFAULT_FPS, count_frames: bool = True, skills: Iterable[str] | None = None
 ) -> DatasetInfo:
-    """Summarise the finished episodes under ``root``; ``count_frames=False`` reads only metadata."""
+    """Summarise the finished episodes under ``root``; ``count_frames=False`` reads only metadata.
+    A data engine folder is summarised from its episode files (their steps are the frames)."""
+    from meta_robot.engine.store import is_engine_dataset
+
+    if is_engine_dataset(root):
+        return _engine_info(Path(root), fps, skills)
     per_skill: dict[str, SkillInfo] = {}
     total = SkillInfo("all")
     unreadable = []
@@ -92,6 +97,34 @@ def dataset_info(
         for target in (info, total):
             _add(target, meta.outcome, meta.duration_s, len(meta.interventions), frames)
     return DatasetInfo(Path(root), float(fps), dict(sorted(per_skill.items())), total, unreadable)
+
+
+def _engine_info(root: Path, fps: float, skills: Iterable[str] | None) -> DatasetInfo:
+    """Engine episodes: one frame per stored control step; an intervention is a stretch of steps the
+    expert executed in a learner's rollout (DAgger)."""
+    import numpy as np
+
+    from meta_robot.core.observation import CONTROL_RATE
+    from meta_robot.engine.store import EpisodeFileError, episode_files, read_episode
+
+    if fps != CONTROL_RATE:
+        raise ValueError(f"engine episodes are stored at the control rate, {CONTROL_RATE:g} Hz, not {fps:g}")
+    per_skill: dict[str, SkillInfo] = {}
+    total = SkillInfo("all")
+    unreadable = []
+    for path in episode_files(root, list(skills) if skills is not None else None):
+        try:
+            episode = read_episode(path)
+        except EpisodeFileError as exc:
+            logger.warning("%s", exc)
+            unreadable.append(path.name)
+            continue
+        expert = ~episode.learner_acting if episode.meta.source != "expert" else np.zeros(len(episode), bool)
+        takeovers = int(np.count_nonzero(np.diff(np.concatenate([[False], expert]).astype(np.int8)) == 1))
+        info = per_skill.setdefault(episode.skill, SkillInfo(episode.skill))
+        for target in (info, total):
+            _add(target, episode.meta.outcome, episode.meta.duration, takeovers, len(episode))
+    return DatasetInfo(root, float(fps), dict(sorted(per_skill.items())), total, unreadable)
 
 
 def format_info(info: DatasetInfo) -> str:

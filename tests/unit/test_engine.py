@@ -208,3 +208,40 @@ def test_a_policy_trained_on_engine_data_learns_the_scene_and_serves_without_it(
         data_summary={},
     )
     assert "held_out_object_cm" not in no_aux.metrics and load_policy(no_aux.weights).config.aux_dim == 0
+
+
+def test_an_engine_episode_exports_to_rosbag2_and_reads_back_as_a_recording(tmp_path, sim):
+    """The recorded-episode tools read the export; resampled at the control rate it is the engine
+    episode again (states, actions, the expert's takeovers, frames at the model's size)."""
+    from meta_robot.dataset.episodes import list_episodes
+    from meta_robot.dataset.frames import resample_episode
+    from meta_robot.dataset.verify import check_episode
+    from meta_robot.engine.export_bag import export_rosbag
+    from meta_robot.learning.policy import Action
+
+    rollout = sim.start_learner(sim.registry.ground("open_drawer", []), SEED, 0.0, 1, "dagger")
+    for t in range(25):  # the learner holds still for 10 steps, then the expert takes over
+        pose = rollout.state.tcp_pose
+        rollout.step(Action(pose.position, pose.orientation, rollout.state.gripper_width) if t < 10 else None)
+    episode = rollout.episode()
+    assert episode.learner_acting[:10].all() and not episode.learner_acting[10:].any()
+    root = tmp_path / "engine"
+    store.write_episode(root, episode)
+    report = export_rosbag(root, tmp_path / "bags", progress=False)
+    assert len(report.episodes) == 1 and export_rosbag(root, tmp_path / "bags", progress=False).skipped == 1
+    (recorded,) = list_episodes(tmp_path / "bags")
+    check = check_episode(recorded)
+    assert check.ok, check
+    frames = resample_episode(recorded, fps=10, image_size=(64, 64))
+    assert len(frames) == len(episode) and frames.skill == "open_drawer"
+    np.testing.assert_allclose(frames.state, episode.state, atol=1e-6)
+    np.testing.assert_allclose(frames.action, episode.action, atol=1e-6)
+    np.testing.assert_array_equal(frames.intervention, ~episode.learner_acting)
+    from meta_robot.dataset.info import dataset_info
+
+    for folder in (root, tmp_path / "bags"):  # the same summary for the engine folder and its export
+        info = dataset_info(folder).skills["open_drawer"]
+        assert (info.episodes, info.interventions, info.frames) == (1, 1, len(episode)), folder
+    rendered = CameraRig(sim.workcell, (64, 64)).render_states(episode.physics[:3])
+    for c, camera in enumerate(("front", "wrist")):
+        np.testing.assert_array_equal(frames.images[camera][:3], rendered[:, c])
