@@ -357,14 +357,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "classifier":
         from meta_robot.learning.train_classifier import train_classifier
 
+        if len(args.data) != 1:
+            raise SystemExit("train classifier takes one --data folder")
         result = train_classifier(
-            Path(args.data), Path(args.out or "out/classifier"), init_from=args.init_from, **common
+            Path(args.data[0]), Path(args.out or "out/classifier"), init_from=args.init_from, **common
         )
     else:
         from meta_robot.learning.train_policy import train_policy
 
         result = train_policy(
-            Path(args.data),
+            [Path(d) for d in args.data],
             Path(args.out or "out/policy"),
             image_size=(args.image_size, args.image_size),
             fps=args.fps,
@@ -582,7 +584,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model from episodes; 'skills': the whole pipeline from nothing (data engine)"
     )
     train.add_argument("model", choices=("classifier", "policy", "skills"))
-    train.add_argument("--data", default="data/episodes", help="episode folder")
+    train.add_argument(
+        "--data",
+        nargs="+",
+        default=["data/episodes"],
+        help="episode folder(s): recordings and/or engine datasets (policy: several train together)",
+    )
     train.add_argument("--out", default=None, help="checkpoint folder (default out/<model>)")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,7 +171,7 @@ def evaluate(
     c = network.config
     position_columns = _object_position_columns(c.aux_dim)
     for name, goal in (("", False), ("_goal", True)):
-        losses, errors, scene_errors = [], [], []
+        losses, errors, scene_errors, scene_rows = [], [], [], []
         for start in range(0, len(samples.steps), 256):
             rows = np.arange(start, min(start + 256, len(samples.steps)))
             inputs = _batch(arrays, samples, rows, c.cameras, c.goal_camera, np.full(len(rows), goal), device)
@@ -180,8 +180,10 @@ def evaluate(
                 pred, aux = network(*inputs, with_aux=True)
                 scene = aux * network.aux_std + network.aux_mean
                 truth = torch.from_numpy(arrays["privileged"][samples.steps[rows]]).to(device)
-                delta = (scene - truth)[:, position_columns].view(len(rows), -1, 3)
+                known = torch.isfinite(truth).all(dim=1)
+                delta = (scene - truth)[known][:, position_columns].view(int(known.sum()), -1, 3)
                 scene_errors.append(float(delta.norm(dim=2).mean(1).sum()))
+                scene_rows.append(int(known.sum()))
             else:
                 pred = network(*inputs)
             norm_target = (target - network.action_mean) / network.action_std
@@ -191,8 +193,8 @@ def evaluate(
         n = max(len(samples.steps), 1)
         out[f"held_out_l1{name}"] = sum(losses) / n
         out[f"held_out_position_cm{name}"] = 100.0 * sum(errors) / n
-        if c.aux_dim and not goal:
-            out["held_out_object_cm"] = 100.0 * sum(scene_errors) / n
+        if c.aux_dim and not goal and sum(scene_rows):
+            out["held_out_object_cm"] = 100.0 * sum(scene_errors) / sum(scene_rows)
     return out
 
 
@@ -254,8 +256,8 @@ def fit_policy(
         )
     options = dict(model_options or {})
     gripper = dataset.arrays()["action"][:, 7]
-    scene = dataset.arrays().get("privileged")
-    if settings.aux_weight > 0 and scene is not None and len(scene):
+    scene = dataset.arrays().get("privileged")  # NaN rows: steps of data without it (recordings)
+    if settings.aux_weight > 0 and scene is not None and np.isfinite(scene).all(axis=1).any():
         options.setdefault("aux_dim", int(scene.shape[1]))
     config = BCConfig(
         skills=tuple(dataset.skills),
@@ -275,10 +277,12 @@ def fit_policy(
     torch.manual_seed(settings.seed)
     network = BCNetwork(config)
     arrays = dataset.arrays()
+    known_scene = None
+    if config.aux_dim:
+        known_scene = arrays["privileged"][train.steps]
+        known_scene = known_scene[np.isfinite(known_scene).all(axis=1)]
     network.set_normalisation(
-        arrays["proprio"][train.steps],
-        train.chunks.reshape(-1, ACTION_DIM),
-        arrays["privileged"][train.steps] if config.aux_dim else None,
+        arrays["proprio"][train.steps], train.chunks.reshape(-1, ACTION_DIM), known_scene
     )
     if init_from is not None:
         _warm_start(network, Path(init_from))
@@ -292,8 +296,12 @@ def fit_policy(
         if not config.aux_dim:
             return (network(*inputs, augment=True, generator=generator) - target).abs().mean()
         pred, aux = network(*inputs, augment=True, generator=generator, with_aux=True)
-        aux_loss = (aux - _aux_target(network, arrays, train.steps[rows], device)).abs().mean()
-        return (pred - target).abs().mean() + settings.aux_weight * aux_loss
+        aux_target = _aux_target(network, arrays, train.steps[rows], device)
+        known = torch.isfinite(aux_target).all(dim=1)
+        loss = (pred - target).abs().mean()
+        if bool(known.any()):
+            loss = loss + settings.aux_weight * (aux[known] - aux_target[known]).abs().mean()
+        return loss
 
     history = train_epochs(
         network,
@@ -320,7 +328,7 @@ def fit_policy(
         "software": software_info(),
         "command": command or shlex.join(sys.argv),
         "data": {
-            **({"summary": dict(data_summary)} if data_summary is not None else {"root": str(dataset.root)}),
+            **({"summary": dict(data_summary)} if data_summary is not None else {"root": _roots(dataset)}),
             "fps": dataset.fps,
             "image_size": list(dataset.image_size),
             "episodes": {"train": split.train, "held_out": held_out_ids},
@@ -337,13 +345,18 @@ def fit_policy(
         extra={
             "software": record["software"],
             "command": record["command"],
-            **({} if data_summary is not None else {"data_root": str(dataset.root)}),
+            **({} if data_summary is not None else {"data_root": _roots(dataset)}),
         },
     )
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     if history:
         plot_history(history, out_dir / CURVES_FILE, CURVE_PANELS)
     return PolicyTrainResult(out_dir, weights, metrics, history)
+
+
+def _roots(dataset: Any) -> str:
+    """Where the data came from, for the run record: one folder, or several joined by " + "."""
+    return " + ".join(str(r) for r in getattr(dataset, "roots", [dataset.root]))
 
 
 def _warm_start(network: BCNetwork, path: Path) -> None:
@@ -357,7 +370,7 @@ def _warm_start(network: BCNetwork, path: Path) -> None:
 
 
 def train_policy(
-    root: str | Path,
+    root: str | Path | Sequence[str | Path],
     out_dir: str | Path,
     epochs: int = 20,
     seed: int = 0,
@@ -377,26 +390,22 @@ def train_policy(
     num_threads: int | None = None,
     cache_dir: str | Path | None = "default",
 ) -> PolicyTrainResult:
-    """``meta-robot train policy``: load (and cache) the episodes under ``root``, train, and write the
-    outputs to ``out_dir``; reruns resume from its checkpoint unless ``resume`` is False."""
+    """``meta-robot train policy``: load (and cache) the episodes under ``root`` (one folder, or
+    several: recordings and engine datasets trained on together), train, and write the outputs to
+    ``out_dir``; reruns resume from its checkpoint unless ``resume`` is False."""
     if num_threads is not None:
         torch.set_num_threads(num_threads)
-    from meta_robot.engine.store import is_engine_dataset
-
-    if is_engine_dataset(root):  # the data engine's episodes: rendered from their stored states
-        from meta_robot.engine.dataset import EngineDataset
-
-        dataset = EngineDataset(root, skills, tuple(image_size), progress=progress)
+    roots = [root] if isinstance(root, str | Path) else list(root)
+    skills = list(skills) if skills is not None else None
+    parts = [
+        load_dataset(r, skills, tuple(image_size), fps, only_successful, cache_dir, progress) for r in roots
+    ]
+    if len(parts) == 1:
+        dataset = parts[0]
     else:
-        dataset = EpisodeDataset(
-            root,
-            skills=skills,
-            image_size=tuple(image_size),
-            fps=fps,
-            only_successful=only_successful,
-            uint8_images=True,
-            cache_dir=cache_dir,
-        )
+        from meta_robot.dataset.combined import CombinedDataset
+
+        dataset = CombinedDataset(parts)
     settings = PolicyTrainSettings(
         epochs=epochs, seed=seed, batch_size=batch_size, lr=lr, held_out_fraction=held_out_fraction
     )
@@ -409,4 +418,32 @@ def train_policy(
         device=device,
         progress=progress,
         command=command,
+    )
+
+
+def load_dataset(
+    root: str | Path,
+    skills: Sequence[str] | None,
+    image_size: tuple[int, int],
+    fps: float,
+    only_successful: bool,
+    cache_dir: str | Path | None,
+    progress: bool,
+) -> Any:
+    """The episodes under ``root`` as training data: a data engine folder (images rendered from the
+    stored states) or the recorder's rosbag2 episodes (resampled at ``fps``, cached)."""
+    from meta_robot.engine.store import is_engine_dataset
+
+    if is_engine_dataset(root):
+        from meta_robot.engine.dataset import EngineDataset
+
+        return EngineDataset(root, skills, image_size, progress=progress)
+    return EpisodeDataset(
+        root,
+        skills=skills,
+        image_size=image_size,
+        fps=fps,
+        only_successful=only_successful,
+        uint8_images=True,
+        cache_dir=cache_dir,
     )

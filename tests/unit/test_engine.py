@@ -245,3 +245,46 @@ def test_an_engine_episode_exports_to_rosbag2_and_reads_back_as_a_recording(tmp_
     rendered = CameraRig(sim.workcell, (64, 64)).render_states(episode.physics[:3])
     for c, camera in enumerate(("front", "wrist")):
         np.testing.assert_array_equal(frames.images[camera][:3], rendered[:, c])
+
+
+def test_recordings_and_engine_episodes_train_one_policy_together(tmp_path, sim, demo):
+    """The lab's mix: generated episodes plus robot recordings in one run; the auxiliary scene loss
+    uses the engine's steps and skips the recordings' (unknown there)."""
+    import torch
+    import yaml
+    from episode_factory import write_episode as write_recording
+
+    from meta_robot.dataset.combined import CombinedDataset
+    from meta_robot.dataset.torch_dataset import EpisodeDataset
+    from meta_robot.engine.dataset import EngineDataset
+    from meta_robot.learning.train_policy import train_policy
+
+    torch.set_num_threads(1)
+    engine = tmp_path / "engine"
+    store.write_episode(engine, demo)
+    for seed in (SEED + 1, SEED + 2):
+        store.write_episode(engine, sim.run_expert(sim.registry.ground("pick", ["red_cube"]), seed))
+    recorded = tmp_path / "recorded"
+    for k in range(2):
+        write_recording(recorded, f"rec{k}", skill="push", arguments=("red_cube", "near_left"))
+    result = train_policy(
+        [engine, recorded],
+        tmp_path / "run",
+        epochs=1,
+        batch_size=32,
+        held_out_fraction=0.34,
+        progress=False,
+        cache_dir=None,
+        num_threads=1,
+    )
+    record = yaml.safe_load((tmp_path / "run" / "policy.yaml").read_text())
+    assert record["data"]["root"] == f"{engine} + {recorded}"
+    assert record["model"]["skills"] == ["pick", "push"] and record["model"]["aux_dim"] == 16
+    assert set(record["data"]["episodes"]["train"]) >= {"rec0", "rec1"}
+    assert np.isfinite(result.metrics["held_out_object_cm"])
+    parts = [
+        EngineDataset(engine, progress=False),
+        EpisodeDataset(recorded, image_size=(32, 32), cache_dir=None),
+    ]
+    with pytest.raises(ValueError, match="image size"):
+        CombinedDataset(parts)
