@@ -125,11 +125,50 @@ class GraphProcesses:
             time.sleep(poll)
 
     def __enter__(self) -> GraphProcesses:
-        return self.start()
+        self._signals = _stop_signals_interrupt()
+        self._signals.__enter__()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            self._signals.__exit__(None, None, None)
+            raise
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._tmp.cleanup()
+        try:
+            self.stop()
+            self._tmp.cleanup()
+        finally:
+            self._signals.__exit__(None, None, None)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # systemd, docker stop, kill; a closed terminal
+
+
+class GraphStopRequested(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled like Ctrl-C, so every node of the graph is stopped."""
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """While the graph runs, SIGTERM and SIGHUP raise :class:`GraphStopRequested` in the main thread
+    (their default would end this process at once and orphan the nodes, each in its own session).
+    Off the main thread signals cannot be handled; the caller's own handling stays as it was."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise GraphStopRequested(f"received {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

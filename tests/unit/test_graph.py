@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 import yaml
 
 from meta_robot import paths
@@ -51,3 +59,42 @@ def test_the_policy_commands_through_teleop_only_when_a_teleop_node_runs():
     assert behind["policy_server"].parameters["command_topic"] == "policy/robot_command"
     assert "success_classifier" not in behind
     assert all(p.is_file() for s in alone.values() for p in s.params_paths())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_to_the_launcher_stops_every_node_it_started(tmp_path, sig):
+    """What systemd, ``docker stop`` or closing the terminal send must stop the graph as Ctrl-C does,
+    not end the launcher and leave its nodes (each in a session of its own) running."""
+    here = Path(__file__).parent
+    script = (
+        "import os, sys\n"
+        "from meta_robot.graph import NodeSpec\n"
+        "from meta_robot.launcher import GraphProcesses\n"
+        "specs = [NodeSpec(f'sleeper{i}', 'sleeper', 'sleeping_node') for i in range(2)]\n"
+        "path = os.pathsep.join([sys.argv[1], os.environ.get('PYTHONPATH', '')])\n"
+        "env = {**os.environ, 'PYTHONPATH': path}\n"
+        "try:\n"
+        "    with GraphProcesses(specs, env, log_dir=sys.argv[2]) as graph:\n"
+        "        print(' '.join(str(p.pid) for p in graph.processes.values()), flush=True)\n"
+        "        graph.wait()\n"
+        "except KeyboardInterrupt as exc:\n"
+        "    print(f'stopped: {exc}', flush=True)\n"
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", script, str(here), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pids = [int(p) for p in launcher.stdout.readline().split()]
+        deadline = time.monotonic() + 30
+        while not all((tmp_path / f"sleeper{i}.log").read_text().strip() for i in range(2)):
+            assert time.monotonic() < deadline, "the stand-in nodes did not start"
+            time.sleep(0.1)
+        launcher.send_signal(sig)
+        assert launcher.wait(timeout=30) == 0
+        assert f"received {sig.name}" in launcher.stdout.read()
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
