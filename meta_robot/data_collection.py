@@ -48,7 +48,15 @@ class RecordReport:
 class RecordSession:
     """Clients of the sim, the scripted operator and the recorder, on one background node."""
 
-    def __init__(self, ros: BackgroundNode, timeout: float = 60.0, require_recorder: bool = True) -> None:
+    def __init__(
+        self,
+        ros: BackgroundNode,
+        timeout: float = 60.0,
+        require_recorder: bool = True,
+        graph: GraphProcesses | None = None,
+    ) -> None:
+        """Wait for the services; with ``graph``, a node of it that died meanwhile is reported at once
+        (its name, exit code and last log lines) instead of as a timeout."""
         node = ros.node
         self.node = node
         self.reset_client = node.create_client(ResetSim, "sim/reset")
@@ -66,6 +74,8 @@ class RecordSession:
         for name, ready in needed:
             deadline = time.monotonic() + timeout
             while not ready():
+                if graph is not None:
+                    graph.check_running()
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{name} did not appear within {timeout:.0f} s")
 
@@ -156,7 +166,7 @@ def record(
         GraphProcesses(specs, os.environ, log_dir=log_dir) as graph,
         BackgroundNode("meta_robot_record") as ros,
     ):
-        session = RecordSession(ros)
+        session = RecordSession(ros, graph=graph)
         seeds = itertools.count(seed_start)
         for name in skills:
             report = RecordReport(name)

@@ -144,7 +144,7 @@ def evaluate_skill(
         GraphProcesses(specs, os.environ, log_dir=out_dir / "logs" / skill) as graph,
         BackgroundNode("meta_robot_eval") as ros,
     ):
-        session = RecordSession(ros, require_recorder=False)
+        session = RecordSession(ros, require_recorder=False, graph=graph)
         client = ActionClient(ros.node, ExecuteSkill, "policy/execute_skill")
         started = time.monotonic()
         while not client.wait_for_server(timeout_sec=1.0):

@@ -70,8 +70,11 @@ def replay_episode(path: Path, log_dir: Path | None = None) -> ReplayReport:
     specs = sim_graph(
         plan.scenario, max(meta.seed, 0), scripted_operator=True, bridge_parameters={"camera_rate": 0.0}
     )
-    with GraphProcesses(specs, os.environ, log_dir=log_dir), BackgroundNode("meta_robot_replay") as ros:
-        session = RecordSession(ros, require_recorder=False)
+    with (
+        GraphProcesses(specs, os.environ, log_dir=log_dir) as graph,
+        BackgroundNode("meta_robot_replay") as ros,
+    ):
+        session = RecordSession(ros, require_recorder=False, graph=graph)
         session.reset(plan.scenario, max(meta.seed, 0))
         time.sleep(0.3)
         for skill in plan.setup:

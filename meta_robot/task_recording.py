@@ -78,7 +78,7 @@ def record_tasks(
         GraphProcesses(specs, os.environ, log_dir=log_dir) as graph,
         BackgroundNode("meta_robot_record_task") as ros,
     ):
-        session = RecordSession(ros)
+        session = RecordSession(ros, graph=graph)
         referee = Referee(ros, grounding)
 
         def state() -> frozenset:

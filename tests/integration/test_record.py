@@ -71,3 +71,27 @@ def test_a_whole_task_is_recorded_as_one_episode_of_several_skills(tmp_path):
     meta = yaml.safe_load((episode.path / "episode.yaml").read_text())
     assert (meta["task"], meta["skill"], meta["outcome"]) == ("close_up", "", "success")
     assert check_episode(episode).ok
+
+
+def test_a_graph_node_that_dies_at_start_up_is_reported_at_once_with_its_log(tmp_path):
+    """Waiting for the sim's services, a session names the node that died, its exit code and its
+    last log lines, instead of timing out on a service that will never come."""
+    import os
+    from pathlib import Path
+
+    from meta_robot.data_collection import RecordSession
+    from meta_robot.graph import NodeSpec
+    from meta_robot.launcher import GraphProcesses
+    from meta_robot.nodes.background import BackgroundNode
+
+    stand_ins = str(Path(__file__).parents[1] / "unit")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([stand_ins, os.environ.get("PYTHONPATH", "")])}
+    specs = [NodeSpec("crashing_bridge", "sim_bridge", "sleeping_node")]
+    with (
+        GraphProcesses(specs, env, log_dir=tmp_path) as graph,
+        BackgroundNode("meta_robot_test_session") as ros,
+        pytest.raises(
+            RuntimeError, match=r"(?s)crashing_bridge exited with code 3.*simulated start-up failure"
+        ),
+    ):
+        RecordSession(ros, timeout=600.0, require_recorder=False, graph=graph)
