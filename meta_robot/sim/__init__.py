@@ -1,10 +1,5 @@
 """The MuJoCo workcell: scene, simulated arm, rendering, snapshots (no ROS).
 
-MuJoCo reads ``MUJOCO_GL`` once, when it is first imported: headless EGL is the default here, set
-before any module of this package imports mujoco (a later setting leaves rendering without a GL
-platform on a machine with no display).
+Rendering is headless (EGL) unless ``MUJOCO_GL`` says otherwise: ``meta_robot/__init__.py`` sets the
+default before any module of the package imports mujoco.
 """
-
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")

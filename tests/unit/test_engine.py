@@ -288,3 +288,32 @@ def test_recordings_and_engine_episodes_train_one_policy_together(tmp_path, sim,
     ]
     with pytest.raises(ValueError, match="image size"):
         CombinedDataset(parts)
+
+
+def test_a_console_command_renders_headless_with_mujoco_gl_unset(tmp_path, demo):
+    """Nobody has to set MUJOCO_GL: a command that renders works on a machine without a display."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store.write_episode(tmp_path / "engine", demo)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM", "DISPLAY")}
+    command = Path(sys.executable).parent / "meta-robot"
+    result = subprocess.run(
+        [
+            str(command),
+            "dataset",
+            "export",
+            str(tmp_path / "engine"),
+            "--format",
+            "rosbag2",
+            "--out",
+            str(tmp_path / "bags"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "exported 1 episodes" in result.stdout
