@@ -227,7 +227,7 @@ def _train_skills(args: argparse.Namespace, command: str) -> int:
     settings = PipelineSettings(
         skills=tuple(args.skills),
         demos=args.demos,
-        epochs=args.epochs,
+        epochs=8 if args.epochs is None else args.epochs,
         dagger_rounds=args.dagger_rounds,
         dagger_episodes=args.dagger_episodes,
         dagger_epochs=args.dagger_epochs,
@@ -347,7 +347,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "skills":
         return _train_skills(args, shlex.join(["meta-robot", *sys.argv[1:]]))
     common = {
-        "epochs": args.epochs,
+        "epochs": 10 if args.epochs is None else args.epochs,
         "seed": args.seed,
         "resume": not args.fresh,
         "num_threads": args.threads,
@@ -591,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="episode folder(s): recordings and/or engine datasets (policy: several train together)",
     )
     train.add_argument("--out", default=None, help="checkpoint folder (default out/<model>)")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument(
+        "--epochs", type=int, default=None, help="default 10; skills: 8 (BC on the demonstrations)"
+    )
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     train.add_argument("--image-size", type=int, default=64, help="policy: square image side in pixels")
     train.add_argument(
@@ -611,10 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
         "skills (the pipeline: collect, render, policy, DAgger, evaluate, report)"
     )
     pipe.add_argument("--skills", nargs="+", default=["all"], help="registry skills, or 'all'")
-    pipe.add_argument("--demos", type=int, default=100, help="scripted demonstrations per skill")
+    pipe.add_argument("--demos", type=int, default=200, help="scripted demonstrations per skill")
     pipe.add_argument("--dagger-rounds", type=int, default=2)
-    pipe.add_argument("--dagger-episodes", type=int, default=30, help="learner rollouts per skill and round")
-    pipe.add_argument("--dagger-epochs", type=int, default=3, help="refit epochs per round")
+    pipe.add_argument("--dagger-episodes", type=int, default=40, help="learner rollouts per skill and round")
+    pipe.add_argument("--dagger-epochs", type=int, default=2, help="refit epochs per round")
     pipe.add_argument("--expert-share", type=float, default=0.5, help="steps the expert executes in round 1")
     pipe.add_argument("--eval-episodes", type=int, default=50, help="held-out seeds per skill")
     pipe.add_argument(
