@@ -119,8 +119,8 @@ def _engine_info(root: Path, fps: float, skills: Iterable[str] | None) -> Datase
             logger.warning("%s", exc)
             unreadable.append(path.name)
             continue
-        expert = ~episode.learner_acting if episode.meta.source != "expert" else np.zeros(len(episode), bool)
-        takeovers = int(np.count_nonzero(np.diff(np.concatenate([[False], expert]).astype(np.int8)) == 1))
+        expert = np.concatenate([[False], episode.expert_takeover]).astype(np.int8)
+        takeovers = int(np.count_nonzero(np.diff(expert) == 1))
         info = per_skill.setdefault(episode.skill, SkillInfo(episode.skill))
         for target in (info, total):
             _add(target, episode.meta.outcome, episode.meta.duration, takeovers, len(episode))

@@ -243,10 +243,7 @@ def engine_frames(
             images={cam: np.ascontiguousarray(frames[:, c]) for c, cam in enumerate(CAMERAS)},
             state=episode.state,
             action=episode.action,
-            # In a DAgger rollout the expert's steps are its takeovers from the learner.
-            intervention=~episode.learner_acting
-            if episode.meta.source == "dagger"
-            else episode.learner_acting,
+            intervention=episode.expert_takeover,
             skill=episode.skill,
             arguments=list(episode.arguments),
             success=episode.success,

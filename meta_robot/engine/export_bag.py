@@ -154,7 +154,7 @@ def export_episode(
     )
     writer = EpisodeWriter(out, metadata)
     source = "scripted_operator" if meta.source == "expert" else "policy"
-    expert_acting = ~episode.learner_acting if meta.source != "expert" else np.zeros(len(episode), bool)
+    expert_acting = episode.expert_takeover
     model, data = renderer.wc.model, renderer.wc.data
     try:
         for t in range(len(episode)):
@@ -215,8 +215,8 @@ def export_rosbag(
     files = episode_files(root, list(skills) if skills is not None else None)
     workcell = Workcell()
     renderer = WorkcellRenderer(workcell)
-    messages = _Messages(SafetyLimits().base_frame)
-    max_width = 0.08
+    limits = SafetyLimits()
+    messages = _Messages(limits.base_frame)
     try:
         for path in tqdm(files, desc="export rosbag2", unit="ep", disable=not progress):
             episode = read_episode(path)
@@ -225,7 +225,7 @@ def export_rosbag(
             if (out / episode.episode_id).exists():
                 report.skipped += 1
                 continue
-            folder, count = export_episode(episode, out, renderer, messages, max_width)
+            folder, count = export_episode(episode, out, renderer, messages, limits.gripper_max_width)
             report.episodes.append(folder)
             report.messages += count
     finally:

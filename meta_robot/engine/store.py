@@ -107,6 +107,14 @@ class EngineEpisode:
         return self.meta.success
 
     @property
+    def expert_takeover(self) -> np.ndarray:
+        """(T,) bool: the steps the expert executed in a learner's DAgger rollout, its interventions.
+        Demonstrations and whole tasks are the expert's throughout, evaluations the learner's: none."""
+        if self.meta.source == "dagger":
+            return ~self.learner_acting
+        return np.zeros(len(self), bool)
+
+    @property
     def metadata(self) -> EngineEpisodeMeta:
         """The metadata under the name recorded episodes use (``.arguments``, ``.outcome``)."""
         return self.meta
