@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from meta_robot.dataset.step_arrays import StepArrays
 from meta_robot.dataset.torch_dataset import PAD_ARGUMENT
 
 REQUIRED = ("proprio", "action", "intervention")
 
 
-class CombinedDataset:
+class CombinedDataset(StepArrays):
     """The steps of every part, in order; parts must agree on image size and control rate."""
 
     def __init__(self, parts: Sequence[Any]) -> None:
@@ -73,16 +74,6 @@ class CombinedDataset:
                 ]
             )
         return out
-
-    def __len__(self) -> int:
-        return len(self._arrays["action"])
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every step's arrays at once (do not modify them)."""
-        return self._arrays
-
-    def episode_steps(self, episode: int) -> range:
-        return range(int(self.episode_starts[episode]), int(self.episode_starts[episode + 1]))
 
     def summary(self) -> dict[str, Any]:
         """Each part's own summary where it has one (engine data), else its episode count."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from meta_robot.core.observation import ACTION_DIM, CAMERAS, CONTROL_RATE, IMAGE_SIZE, STATE_DIM
+from meta_robot.dataset.step_arrays import StepArrays
 from meta_robot.engine.privileged import privileged_names, privileged_state
 from meta_robot.engine.render import cache_path, load_frames
 from meta_robot.engine.store import EngineEpisode, EpisodeFileError, episode_files, read_episode
@@ -122,7 +123,7 @@ def render_dataset(
     return report
 
 
-class EngineDataset:
+class EngineDataset(StepArrays):
     """Steps of the engine episodes under ``root`` that ``keep`` accepts, with their rendered frames."""
 
     def __init__(
@@ -181,16 +182,6 @@ class EngineDataset:
         }
         for episode in self.episodes:  # the per-step physics is not needed once loaded
             episode.physics = episode.physics[:0]
-
-    def __len__(self) -> int:
-        return len(self._arrays["action"])
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every step's arrays at once (do not modify them)."""
-        return self._arrays
-
-    def episode_steps(self, episode: int) -> range:
-        return range(int(self.episode_starts[episode]), int(self.episode_starts[episode + 1]))
 
     def summary(self) -> dict[str, Any]:
         """Episodes and steps per skill and source: the data summary a manifest records."""
