@@ -317,3 +317,22 @@ def test_a_console_command_renders_headless_with_mujoco_gl_unset(tmp_path, demo)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "exported 1 episodes" in result.stdout
+
+
+def test_only_a_dagger_rollout_has_expert_takeovers(demo):
+    """Whole tasks and demonstrations are the expert's throughout, evaluations the learner's: the
+    export's interventions and dataset info's counts come from this one mask."""
+    import dataclasses
+
+    for source, learner in (("expert", False), ("task", False), ("eval", True)):
+        episode = dataclasses.replace(
+            demo,
+            meta=dataclasses.replace(demo.meta, source=source),
+            learner_acting=np.full(len(demo), learner),
+        )
+        assert not episode.expert_takeover.any(), source
+    acting = np.arange(len(demo)) % 3 != 0
+    dagger = dataclasses.replace(
+        demo, meta=dataclasses.replace(demo.meta, source="dagger"), learner_acting=acting
+    )
+    np.testing.assert_array_equal(dagger.expert_takeover, ~acting)
