@@ -232,6 +232,7 @@ def _train_skills(args: argparse.Namespace, command: str) -> int:
         dagger_episodes=args.dagger_episodes,
         dagger_epochs=args.dagger_epochs,
         expert_share=args.expert_share,
+        expert_decay=args.expert_decay,
         eval_episodes=args.eval_episodes,
         tasks=tuple(args.tasks),
         task_episodes=args.task_episodes,
@@ -618,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--dagger-episodes", type=int, default=40, help="learner rollouts per skill and round")
     pipe.add_argument("--dagger-epochs", type=int, default=2, help="refit epochs per round")
     pipe.add_argument("--expert-share", type=float, default=0.5, help="steps the expert executes in round 1")
+    pipe.add_argument(
+        "--expert-decay", type=float, default=0.5, help="the expert's share shrinks by this factor each round"
+    )
     pipe.add_argument("--eval-episodes", type=int, default=50, help="held-out seeds per skill")
     pipe.add_argument(
         "--tasks", nargs="+", default=["all"], help="tasks demonstrated whole, for the classifier"

@@ -622,7 +622,9 @@ class ScriptedOperator:
 
     def _close_drawer(self) -> list[Callable[[WorldState], Waypoint]]:
         s = self.style
-        closed_margin = float(self.geometry["drawer_closed_at"]) - 0.004  # well inside "closed"
+        # Pushed home against the stop, not just inside "closed": a learner imitating a push that ended
+        # 4 mm inside the threshold stopped 1-5 mm short of it in most of its failures.
+        pushed_home = 0.004
         yaw = s.yaw_jitter
 
         def before(w: WorldState) -> Waypoint:
@@ -647,7 +649,7 @@ class ScriptedOperator:
                 yaw,
                 s.speed * 0.5,
                 tolerance=0.004,
-                done_when=lambda world: world.drawer_opening < closed_margin,
+                done_when=lambda world: world.drawer_opening < pushed_home,
                 # Stalled 1.5 cm short is a drawer still open: it counted as reached and a learner
                 # relabelled there was told to back off from a drawer at 16 mm (closed is <= 15 mm).
                 stall_ok=False,
