@@ -27,7 +27,7 @@ NODES = {
     "scripted_operator": "meta_robot.nodes.scripted_operator_node:main",
     "recorder": "meta_robot.nodes.recorder_node:main",
     "live_view": "meta_robot.nodes.live_view_node:main",
-    "success_classifier": "meta_robot.nodes.classifier_node:main",
+    "success_classifier": "meta_robot.nodes.success_classifier_node:main",
     "policy_server": "meta_robot.nodes.policy_server_node:main",
     "executive": "meta_robot.nodes.executive_node:main",
 }

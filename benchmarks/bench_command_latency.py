@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 
-from meta_robot.arm import Pose
-from meta_robot.commander import DOWN, ArmCommander
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.arm_messages import pose_from_msg
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.core.arm import Pose
+from meta_robot.ros.arm_messages import pose_from_msg
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.commander import DOWN, ArmCommander
+from meta_robot.ros.environment import apply_loopback_environment
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.launcher import GraphProcesses
 
 MOTION_THRESHOLD = 0.0005  # m: the TCP counts as moving once it is this far from where it rested
 

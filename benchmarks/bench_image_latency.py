@@ -26,7 +26,7 @@ import numpy as np
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from meta_robot.ros_env import loopback_environment
+from meta_robot.ros.environment import loopback_environment
 
 TOPIC = "bench/camera"
 SEQ_BYTES = 4  # sequence number stored in the first 4 bytes of the image (little-endian uint32)
@@ -50,8 +50,8 @@ def publish(width: int, height: int, frames: int, rate: float, reliability: str)
 
     from meta_robot.camera.frames import CameraFrame
     from meta_robot.camera.synthetic_recording import synthetic_color, synthetic_intrinsics
-    from meta_robot.nodes.arm_messages import seconds_to_stamp
     from meta_robot.nodes.camera_publisher import CameraPublisher
+    from meta_robot.ros.arm_messages import seconds_to_stamp
 
     intrinsics = synthetic_intrinsics(width, height)
     base = synthetic_color(0, width, height)
@@ -83,7 +83,7 @@ def measure(
     width: int, height: int, frames: int, rate: float, reliability: str, env: dict[str, str]
 ) -> tuple[np.ndarray, int]:
     """Latencies (s) of the frames received and the number lost, for one image size."""
-    from meta_robot.nodes.background import BackgroundNode
+    from meta_robot.ros.background import BackgroundNode
 
     latencies: dict[int, float] = {}
     lock = threading.Lock()

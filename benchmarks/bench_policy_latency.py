@@ -24,12 +24,12 @@ from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import ArmCommand, SkillStatus
 from rclpy.action import ActionClient
 
-from meta_robot.graph import learned_skill_nodes, sim_graph
-from meta_robot.launcher import GraphProcesses
 from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 from meta_robot.learning.policy import Observation, load_policy
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.environment import apply_loopback_environment
+from meta_robot.ros.graph import learned_skill_nodes, sim_graph
+from meta_robot.ros.launcher import GraphProcesses
 
 SIM_CAMERA_SHAPE = (128, 128, 3)  # config/sim_bridge.yaml camera_height, camera_width
 

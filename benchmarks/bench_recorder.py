@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.environment import apply_loopback_environment
 
 CAMERAS = ("camera/color/image_raw", "wrist_camera/color/image_raw")
 JOINTS = "joint_states"
@@ -123,10 +123,10 @@ def run(duration: float, out: Path, overrides: dict[str, object]) -> int:
     """Parent: recorder + publisher processes, one episode, a table of figures."""
     from meta_robot_interfaces.srv import StartEpisode, StopEpisode
 
-    from meta_robot.graph import NodeSpec
-    from meta_robot.launcher import GraphProcesses
-    from meta_robot.nodes.background import BackgroundNode
     from meta_robot.recording.episode import EpisodeMetadata
+    from meta_robot.ros.background import BackgroundNode
+    from meta_robot.ros.graph import NodeSpec
+    from meta_robot.ros.launcher import GraphProcesses
 
     spec = NodeSpec(
         name="recorder",

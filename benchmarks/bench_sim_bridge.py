@@ -16,11 +16,11 @@ import time
 from bench_sim_step import controlled_step_rate, raw_step_rate  # same folder
 from rosgraph_msgs.msg import Clock
 
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.arm_messages import stamp_to_seconds
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.arm_messages import stamp_to_seconds
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.environment import apply_loopback_environment
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.launcher import GraphProcesses
 from meta_robot.sim.workcell import Workcell
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from meta_robot.arm import ArmTarget, Pose
+from meta_robot.core.arm import ArmTarget, Pose
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
 

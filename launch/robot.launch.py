@@ -2,7 +2,7 @@
 [realtime_config:=enforce] [camera_serial:=] [namespace:=] [policy:=goal_conditioned_bc]
 [classifier:=success_classifier] [executive:=policy/execute_skill]
 
-The same graph as ``meta-robot up robot`` (both read meta_robot.graph). DDS settings are the robot
+The same graph as ``meta-robot up robot`` (both read meta_robot.ros.graph). DDS settings are the robot
 computer's own: this launch does not change ROS_DOMAIN_ID or the discovery range.
 """
 
@@ -10,8 +10,8 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from meta_robot.graph import executive_node, learned_skill_nodes, robot_graph
-from meta_robot.launch_support import launch_nodes
+from meta_robot.ros.graph import executive_node, learned_skill_nodes, robot_graph
+from meta_robot.ros.launch_support import launch_nodes
 
 ARGUMENTS = {
     "robot_ip": (None, "address of the Franka controller (FCI)"),

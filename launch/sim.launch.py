@@ -2,15 +2,15 @@
 [real_time_factor:=1.0] [namespace:=] [localhost_only:=true] [policy:=goal_conditioned_bc]
 [classifier:=success_classifier] [executive:=policy/execute_skill]
 
-The same graph as ``meta-robot up sim`` (both read meta_robot.graph).
+The same graph as ``meta-robot up sim`` (both read meta_robot.ros.graph).
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from meta_robot.graph import sim_graph
-from meta_robot.launch_support import launch_nodes, loopback_actions
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.launch_support import launch_nodes, loopback_actions
 
 ARGUMENTS = {
     "scenario": ("default", "scenario under sim/scenarios/"),

@@ -12,8 +12,8 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-from meta_robot.graph import data_collection_nodes, robot_graph, sim_graph
-from meta_robot.launch_support import launch_nodes, loopback_actions
+from meta_robot.ros.graph import data_collection_nodes, robot_graph, sim_graph
+from meta_robot.ros.launch_support import launch_nodes, loopback_actions
 
 ARGUMENTS = {
     "robot": ("sim", "'sim' for the MuJoCo workcell, 'real' for the Franka (needs robot_ip)"),

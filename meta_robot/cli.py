@@ -22,15 +22,15 @@ from meta_robot import __version__
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from meta_robot.graph import (
+    from meta_robot.ros.environment import loopback_environment
+    from meta_robot.ros.graph import (
         data_collection_nodes,
         executive_node,
         learned_skill_nodes,
         robot_graph,
         sim_graph,
     )
-    from meta_robot.launcher import GraphProcesses
-    from meta_robot.ros_env import loopback_environment
+    from meta_robot.ros.launcher import GraphProcesses
 
     if args.graph == "sim":
         specs = sim_graph(
@@ -76,11 +76,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.bringup:
-        from meta_robot.demo import run_demo
+        from meta_robot.apps.demo import run_demo
 
         report = run_demo(Path(args.out), scenario=args.scenario or "default", seed=args.seed)
         return 0 if report.inside_targets_reached else 1
-    from meta_robot.task_evaluation import evaluate_task
+    from meta_robot.apps.task_evaluation import evaluate_task
 
     result = evaluate_task(
         args.task,
@@ -98,9 +98,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_move(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from meta_robot.commander import ArmCommander
-    from meta_robot.nodes.background import BackgroundNode
-    from meta_robot.ros_env import apply_loopback_environment
+    from meta_robot.ros.background import BackgroundNode
+    from meta_robot.ros.commander import ArmCommander
+    from meta_robot.ros.environment import apply_loopback_environment
 
     if args.network == "loopback":
         apply_loopback_environment(args.domain_id)
@@ -119,11 +119,11 @@ def _cmd_move(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from meta_robot.data_collection import record
+    from meta_robot.apps.data_collection import record
     from meta_robot.skills.registry import load_registry
 
     if args.task:
-        from meta_robot.task_recording import record_tasks
+        from meta_robot.apps.task_recording import record_tasks
 
         task_reports = record_tasks(
             args.task, args.episodes, Path(args.out), seed_start=args.seed_start, camera_rate=args.camera_rate
@@ -147,11 +147,11 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from meta_robot.evaluation import evaluate_skill
+    from meta_robot.apps.evaluation import evaluate_skill
     from meta_robot.skills.registry import load_registry
 
     if args.what == "task":
-        from meta_robot.task_evaluation import evaluate_task
+        from meta_robot.apps.task_evaluation import evaluate_task
 
         for task in args.name:
             evaluate_task(
@@ -335,7 +335,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from meta_robot.replay import replay_episode
+    from meta_robot.apps.replay import replay_episode
 
     report = replay_episode(Path(args.episode), log_dir=args.log_dir)
     print(report)
@@ -380,9 +380,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_teleop(args: argparse.Namespace) -> int:
     """Run the teleop node in the foreground, so a keyboard device gets this terminal."""
+    from meta_robot.core.paths import config_path
     from meta_robot.nodes import teleop_node
-    from meta_robot.paths import config_path
-    from meta_robot.ros_env import apply_loopback_environment
+    from meta_robot.ros.environment import apply_loopback_environment
 
     if args.network == "loopback":
         apply_loopback_environment(args.domain_id)

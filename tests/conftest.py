@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.environment import apply_loopback_environment
 
 # Applied at import, before any test can call rclpy.init(); child processes inherit it.
 apply_loopback_environment()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from meta_robot.arm import ArmState
+from meta_robot.core.arm import ArmState
 
 # --- cameras ----------------------------------------------------------------------------------------
 CAMERAS = ("front", "wrist")

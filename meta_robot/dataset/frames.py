@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meta_robot.camera.image_decoding import color_from_msg
+from meta_robot.core.geometry import quat_multiply, quat_normalize
 
 # The schema's names the dataset's users read from this module (CAMERAS, NUM_JOINTS too) stay here.
 from meta_robot.core.observation import ACTION_NAMES as ACTION_NAMES
@@ -27,7 +28,6 @@ from meta_robot.core.observation import (
 )
 from meta_robot.core.observation import STATE_NAMES as STATE_NAMES
 from meta_robot.dataset.episodes import Episode, EpisodeError, deserialize, read_messages
-from meta_robot.geometry import quat_multiply, quat_normalize
 
 DEFAULT_FPS = CONTROL_RATE  # a dataset step is a control step of the policy trained on it
 decode_image = color_from_msg  # the one image decoder, under the name the dataset's users know

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH, ArmBackend, ArmError, ArmState, ArmTarget, Pose
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH, ArmBackend, ArmError, ArmState, ArmTarget, Pose
 
 logger = logging.getLogger(__name__)
 

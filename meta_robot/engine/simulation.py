@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import mujoco
 import numpy as np
 
-from meta_robot.arm import ArmState
+from meta_robot.core.arm import ArmState
 from meta_robot.core.observation import CONTROL_RATE, Observation, action_vector, state_from_arm
 from meta_robot.engine.store import EngineEpisode, EngineEpisodeMeta
 from meta_robot.learning.policy import Action

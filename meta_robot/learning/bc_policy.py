@@ -21,8 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from meta_robot.core.geometry import (
+    quat_conjugate,
+    quat_multiply,
+    quat_normalize,
+    quat_to_rotvec,
+    rotvec_to_quat,
+)
 from meta_robot.dataset.torch_dataset import PAD_ARGUMENT as NO_ARGUMENT
-from meta_robot.geometry import quat_conjugate, quat_multiply, quat_normalize, quat_to_rotvec, rotvec_to_quat
 from meta_robot.learning.checkpoints import CheckpointError, atomic_save
 from meta_robot.learning.classifier import prepare_image
 from meta_robot.learning.nets import ConvEncoder, random_shift

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from meta_robot import paths
+from meta_robot.core import paths
 from meta_robot.learning.checkpoints import CheckpointError
 
 MANIFEST_FILE = "manifest.yaml"

@@ -32,8 +32,6 @@ from rclpy.node import Node
 from rclpy.task import Future
 from std_msgs.msg import Bool
 
-from meta_robot.nodes.driver_interface import LATCHED
-from meta_robot.nodes.entry import run_node
 from meta_robot.planning.executive import (
     FAILED,
     PREEMPTED,
@@ -48,6 +46,8 @@ from meta_robot.planning.planner import Planner
 from meta_robot.planning.state_estimation import Occlusion, PredicateFrame, StateEstimate, StateEstimator
 from meta_robot.planning.symbolic import PlanningError, all_atoms, parse_atom
 from meta_robot.planning.tasks import load_tasks, resolve_task
+from meta_robot.ros.driver_interface import LATCHED
+from meta_robot.ros.entry import run_node
 from meta_robot.skills.registry import GroundSkill, RegistryError, load_registry
 
 OUTCOMES = {

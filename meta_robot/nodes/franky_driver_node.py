@@ -14,9 +14,9 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from meta_robot.drivers.franky_arm import FrankyArm, FrankyArmConfig
-from meta_robot.nodes.driver_interface import DriverInterface, ensure_sole_driver
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
+from meta_robot.ros.driver_interface import DriverInterface, ensure_sole_driver
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
 
 
 class FrankyDriverNode(Node):

@@ -34,8 +34,8 @@ from std_msgs.msg import Bool, String
 
 from meta_robot.camera.image_decoding import color_from_msg
 from meta_robot.core.observation import CAMERA_NAMESPACES, CAMERAS, COLOR_IMAGE
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
 
 DEFAULT_CAMERAS = tuple(CAMERA_NAMESPACES[camera] for camera in CAMERAS)  # topic prefixes
 # Relative ROS topic -> how it is shown. "json": the message as JSON (all its fields).

@@ -31,16 +31,16 @@ from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import Image, JointState
 
-from meta_robot.arm import Pose
 from meta_robot.camera.image_decoding import color_from_msg
+from meta_robot.core.arm import Pose
 from meta_robot.core.observation import color_topic
 from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 from meta_robot.learning.policy import Action, PolicyError, SkillRequest, load_policy
 from meta_robot.learning.skill_execution import InputBuffer, Outcome, SkillExecutor, SkillSession
-from meta_robot.nodes.arm_messages import command_to_msg
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
-from meta_robot.nodes.qos import LATEST_ONLY
+from meta_robot.ros.arm_messages import command_to_msg
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.qos import LATEST_ONLY
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.skills.registry import RegistryError, load_registry
 

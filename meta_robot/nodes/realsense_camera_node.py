@@ -25,10 +25,10 @@ from rclpy.node import Node
 
 from meta_robot.camera.realsense import EndOfRecording, RealSenseCamera, RealSenseConfig
 from meta_robot.core.observation import CAMERA_NAMESPACES
-from meta_robot.nodes.arm_messages import seconds_to_stamp
 from meta_robot.nodes.camera_publisher import CameraPublisher
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
+from meta_robot.ros.arm_messages import seconds_to_stamp
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
 
 POLL_S = 0.5  # s: longest the capture thread blocks before it checks whether to stop
 

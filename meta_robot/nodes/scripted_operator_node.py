@@ -23,10 +23,10 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
 from meta_robot.nodes.teleop_node import sample_to_msg
-from meta_robot.nodes.world_messages import world_from_messages
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.world_messages import world_from_messages
 from meta_robot.skills.registry import RegistryError, load_registry
 from meta_robot.skills.scripted_operator import EpisodeClock, OperatorAction, ScriptedOperator, to_sample
 from meta_robot.skills.world import Grounding, WorldState

@@ -21,11 +21,11 @@ from meta_robot_interfaces.msg import ArmCommand, EpisodeEvent, GripperState, In
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
-from meta_robot.arm import Pose
-from meta_robot.nodes.arm_messages import command_to_msg, pose_from_msg, seconds_to_stamp
-from meta_robot.nodes.driver_interface import LATCHED
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
+from meta_robot.core.arm import Pose
+from meta_robot.ros.arm_messages import command_to_msg, pose_from_msg, seconds_to_stamp
+from meta_robot.ros.driver_interface import LATCHED
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.teleop import (
     Arbiter,

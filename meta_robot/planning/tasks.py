@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from meta_robot import paths
+from meta_robot.core import paths
 from meta_robot.planning.pddl import Goal, parse_goal
 from meta_robot.planning.symbolic import PlanningError
 from meta_robot.skills.registry import Registry

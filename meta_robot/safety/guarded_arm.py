@@ -7,7 +7,7 @@ every tick, so a backend's hold (a stopped motion on the real arm) is not restar
 
 from __future__ import annotations
 
-from meta_robot.arm import ArmBackend, ArmState
+from meta_robot.core.arm import ArmBackend, ArmState
 from meta_robot.safety.layer import SafetyLayer
 
 

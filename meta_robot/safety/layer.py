@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meta_robot.arm import ArmState, ArmTarget, Pose
-from meta_robot.geometry import quat_angle, quat_multiply, quat_normalize, quat_slerp
+from meta_robot.core.arm import ArmState, ArmTarget, Pose
+from meta_robot.core.geometry import quat_angle, quat_multiply, quat_normalize, quat_slerp
 from meta_robot.safety.limits import SafetyLimits
 
 logger = logging.getLogger(__name__)

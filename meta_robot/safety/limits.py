@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH
-from meta_robot.geometry import quat_from_wxyz, quat_to_wxyz
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH
+from meta_robot.core.geometry import quat_from_wxyz, quat_to_wxyz
 from meta_robot.sim.workcell import ARM_JOINTS, Workcell
 
 GRIPPER_CTRL_MAX = 255.0  # Menagerie's actuator8 maps 0..255 to 0..0.04 m per finger

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from meta_robot import paths
+from meta_robot.core import paths
 
 MAX_PLACEMENT_TRIES = 1000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH, ArmBackend, ArmState, ArmTarget, Pose
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH, ArmBackend, ArmState, ArmTarget, Pose
 from meta_robot.sim.ik_controller import GRIPPER_CTRL_MAX, CartesianIkController, IkGains
 from meta_robot.sim.workcell import ROBOT_BODIES_PREFIX, Workcell
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from meta_robot import paths
-from meta_robot.geometry import quat_from_wxyz
+from meta_robot.core import paths
+from meta_robot.core.geometry import quat_from_wxyz
 from meta_robot.sim.assets import panda_mjcf
 from meta_robot.sim.scenario import Scenario, load_scenario
 

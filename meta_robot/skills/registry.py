@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from meta_robot import paths
+from meta_robot.core import paths
 
 FORMAT = "meta_robot.skills/1"
 _ATOM = r"\(\s*([a-z_][a-z0-9_]*)((?:\s+[?a-z_][a-z0-9_]*)*)\s*\)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meta_robot.arm import ArmState
+from meta_robot.core.arm import ArmState
 from meta_robot.safety.guarded_arm import GuardedArm
 from meta_robot.safety.layer import Command, CommandMode, CommandRejected, SafetyLayer
 from meta_robot.safety.limits import SafetyLimits

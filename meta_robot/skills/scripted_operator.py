@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meta_robot.geometry import quat_conjugate, quat_multiply, quat_to_rotvec
+from meta_robot.core.geometry import quat_conjugate, quat_multiply, quat_to_rotvec
 from meta_robot.skills.registry import GroundSkill
 from meta_robot.skills.world import Grounding, WorldState
 from meta_robot.teleop.devices import Frame, GripperAction, OperatorSample

@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.teleop.arbiter import Arbiter, ArbiterConfig, Owner, Transition
 from meta_robot.teleop.devices import (

@@ -3,7 +3,7 @@
 A device gives velocities; the arm takes absolute targets (ArmCommand MODE_ABSOLUTE). Integrating
 ``target += v * dt`` open-loop would let the target run away from a stalled or blocked arm until the
 safety layer refused every command as too large a step, so the target is kept within ``max_lead`` (and
-``max_lead_angle``) of the measured TCP, like :mod:`meta_robot.commander`'s carrot, and inside the
+``max_lead_angle``) of the measured TCP, like :mod:`meta_robot.ros.commander`'s carrot, and inside the
 workspace box so the arm slides along a wall instead of being refused. The target restarts from the
 measured pose whenever the operator (re)engages the dead-man, and stops where the arm is when it is
 released.
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH, Pose
-from meta_robot.geometry import (
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH, Pose
+from meta_robot.core.geometry import (
     quat_angle,
     quat_conjugate,
     quat_multiply,

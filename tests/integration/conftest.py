@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from meta_robot.launcher import terminate
+from meta_robot.ros.launcher import terminate
 
 # Headless MuJoCo rendering (as run.sh sets it) for in-process renderers and the nodes started here:
 # mujoco picks its GL backend when it is first imported, before any test module could set it.

@@ -23,11 +23,11 @@ from meta_robot_interfaces.msg import PredicateEstimates, SkillStatus, SkillSucc
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from meta_robot.graph import NodeSpec, sim_graph
-from meta_robot.launcher import GraphProcesses, node_command, write_overrides
 from meta_robot.learning.classifier import ClassifierConfig, PredicateClassifier, save_classifier
 from meta_robot.learning.predicate_data import registry_atoms
-from meta_robot.nodes.background import BackgroundNode
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import NodeSpec, sim_graph
+from meta_robot.ros.launcher import GraphProcesses, node_command, write_overrides
 from meta_robot.skills.registry import load_registry
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def classifier_spec(checkpoint: str, namespace: str = NS) -> NodeSpec:
     return NodeSpec(
         name="success_classifier",
         executable="success_classifier",
-        module="meta_robot.nodes.classifier_node",
+        module="meta_robot.nodes.success_classifier_node",
         params_files=("success_classifier.yaml",),
         parameters={"checkpoint": checkpoint, "debounce_frames": 2},
         namespace=namespace,

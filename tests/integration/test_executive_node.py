@@ -19,13 +19,14 @@ from meta_robot_interfaces.action import ExecuteTask
 from meta_robot_interfaces.msg import SkillStatus
 from std_srvs.srv import Trigger
 
-from meta_robot.evaluation import Referee
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
+from meta_robot.apps.evaluation import Referee
+from meta_robot.apps.sim_session import SimSession
+from meta_robot.apps.task_evaluation import Perturber, TaskSession
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.launcher import GraphProcesses
 from meta_robot.skills.registry import load_registry
 from meta_robot.skills.world import Grounding
-from meta_robot.task_evaluation import Perturber, TaskSession
 
 pytestmark = pytest.mark.integration
 NS = f"executive_test_{os.getpid()}"
@@ -56,7 +57,7 @@ def ros(graph):
 
 @pytest.fixture(scope="module")
 def session(graph, ros):
-    return TaskSession(ros, graph, recorder=False)
+    return TaskSession(SimSession(graph, ros, operator=False, timeout=180.0), recorder=False)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,8 @@ def referee(ros):
 
 
 def start(session: TaskSession, referee: Referee, seed: int) -> None:
-    session.reset("drawer_open", seed)
+    session.sim.reset("drawer_open", seed, settle=1.0)
     deadline = time.monotonic() + 30
-    time.sleep(1.0)
     while referee.world() is None:
         assert time.monotonic() < deadline, "no privileged state from the sim bridge"
         time.sleep(0.1)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from std_srvs.srv import Trigger
 
-from meta_robot.arm import ArmError, ArmTarget, Pose
-from meta_robot.commander import ArmCommander
+from meta_robot.core.arm import ArmError, ArmTarget, Pose
 from meta_robot.drivers.franky_arm import FrankyArm, FrankyArmConfig
-from meta_robot.graph import robot_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.commander import ArmCommander
+from meta_robot.ros.graph import robot_graph
+from meta_robot.ros.launcher import GraphProcesses
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def test_driver_node_moves_the_arm_through_the_safety_layer(franky_sim_address, 
 
 def test_driver_node_refuses_to_start_without_an_arm(tmp_path):
     (driver,) = [s for s in robot_graph("127.0.0.253", realtime_config="ignore") if s.name == "franky_driver"]
-    from meta_robot.launcher import node_command, write_overrides
+    from meta_robot.ros.launcher import node_command, write_overrides
 
     cmd = node_command(driver, write_overrides(driver, tmp_path))
     result = subprocess.run(cmd, env=os.environ, capture_output=True, text=True, timeout=120)

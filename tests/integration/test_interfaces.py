@@ -2,7 +2,7 @@
 loads its type support, fields and constants are what the .msg/.srv/.action files say, and the types
 travel over DDS between processes (a topic and a service, each served by a separate process).
 
-Every ROS process here runs with meta_robot.ros_env.loopback_environment() (conftest.py applies it to
+Every ROS process here runs with meta_robot.ros.environment.loopback_environment() (conftest.py applies it to
 this process; the children get it explicitly). No timing thresholds: the deadlines only stop a hang.
 """
 
@@ -21,8 +21,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.type_support import check_for_type_support
 
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.ros_env import loopback_environment
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.environment import loopback_environment
 
 try:
     from meta_robot_interfaces import action as if_action

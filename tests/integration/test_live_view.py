@@ -17,9 +17,9 @@ from meta_robot_interfaces.msg import EpisodeStatus
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
-from meta_robot.graph import NodeSpec
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import NodeSpec
+from meta_robot.ros.launcher import GraphProcesses
 
 pytestmark = pytest.mark.integration
 SUBPROTOCOL = (

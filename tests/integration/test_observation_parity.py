@@ -26,12 +26,12 @@ from sensor_msgs.msg import Image, JointState
 
 from meta_robot.camera.image_decoding import color_from_msg
 from meta_robot.core.observation import CAMERAS, IMAGE_SIZE, color_topic, prepare_image, state_from_arm
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
 from meta_robot.learning.skill_execution import InputBuffer
 from meta_robot.learning.success_monitor import ObservationBuffer
-from meta_robot.nodes.background import BackgroundNode
 from meta_robot.nodes.policy_server_node import pose_values
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.launcher import GraphProcesses
 from meta_robot.sim.rendering import WorkcellRenderer
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell

@@ -20,10 +20,10 @@ from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import SkillStatus
 from rclpy.action import ActionClient
 
-from meta_robot.graph import learned_skill_nodes, sim_graph
-from meta_robot.launcher import GraphProcesses, node_command, write_overrides
 from meta_robot.learning.bc_policy import BCConfig, BCNetwork, save_bc_policy
-from meta_robot.nodes.background import BackgroundNode
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import learned_skill_nodes, sim_graph
+from meta_robot.ros.launcher import GraphProcesses, node_command, write_overrides
 
 pytestmark = pytest.mark.integration
 STEP_X = 0.03  # m ahead of the TCP the pinned policy always asks for

@@ -30,10 +30,10 @@ from meta_robot.camera.synthetic_recording import (
     synthetic_depth,
     synthetic_intrinsics,
 )
-from meta_robot.launcher import terminate
-from meta_robot.nodes.background import BackgroundNode
 from meta_robot.nodes.camera_publisher import IMAGE_QOS
-from meta_robot.ros_env import loopback_environment
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.environment import loopback_environment
+from meta_robot.ros.launcher import terminate
 
 pytestmark = pytest.mark.integration
 

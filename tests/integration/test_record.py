@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from meta_robot.data_collection import record
+from meta_robot.apps.data_collection import record
+from meta_robot.apps.replay import replay_episode
 from meta_robot.dataset.episodes import list_episodes, read_messages
 from meta_robot.dataset.lerobot import export_lerobot, validate_lerobot_dataset
 from meta_robot.dataset.verify import check_episode
-from meta_robot.replay import replay_episode
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_recorded_demonstration_reads_back_exports_and_replays(tmp_path):
 def test_a_whole_task_is_recorded_as_one_episode_of_several_skills(tmp_path):
     """``meta-robot record --task``: the plan's skills run one after another in one episode, whose
     metadata names the task and whose outcome is the goal judged on privileged state."""
-    from meta_robot.task_recording import record_tasks
+    from meta_robot.apps.task_recording import record_tasks
 
     out = tmp_path / "tasks"
     (report,) = record_tasks(
@@ -79,10 +79,10 @@ def test_a_graph_node_that_dies_at_start_up_is_reported_at_once_with_its_log(tmp
     import os
     from pathlib import Path
 
-    from meta_robot.data_collection import RecordSession
-    from meta_robot.graph import NodeSpec
-    from meta_robot.launcher import GraphProcesses
-    from meta_robot.nodes.background import BackgroundNode
+    from meta_robot.apps.sim_session import SimSession
+    from meta_robot.ros.background import BackgroundNode
+    from meta_robot.ros.graph import NodeSpec
+    from meta_robot.ros.launcher import GraphProcesses
 
     stand_ins = str(Path(__file__).parents[1] / "unit")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([stand_ins, os.environ.get("PYTHONPATH", "")])}
@@ -94,4 +94,4 @@ def test_a_graph_node_that_dies_at_start_up_is_reported_at_once_with_its_log(tmp
             RuntimeError, match=r"(?s)crashing_bridge exited with code 3.*simulated start-up failure"
         ),
     ):
-        RecordSession(ros, timeout=600.0, require_recorder=False, graph=graph)
+        SimSession(graph, ros, timeout=600.0)

@@ -22,11 +22,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-from meta_robot.graph import NodeSpec
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
 from meta_robot.recording.episode import OPEN_DIR, EpisodeMetadata
 from meta_robot.recording.typestore import typestore
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import NodeSpec
+from meta_robot.ros.launcher import GraphProcesses
 
 pytestmark = pytest.mark.integration
 # A namespace of its own: a neighbour's graph on the same DDS domain cannot add to the exact counts.

@@ -19,11 +19,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from meta_robot.commander import ArmCommander
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses, node_command, write_overrides
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.nodes.driver_interface import LATCHED
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.commander import ArmCommander
+from meta_robot.ros.driver_interface import LATCHED
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.launcher import GraphProcesses, node_command, write_overrides
 from meta_robot.safety.limits import SafetyLimits
 
 pytestmark = pytest.mark.integration

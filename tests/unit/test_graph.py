@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meta_robot import paths
-from meta_robot.graph import robot_graph, sim_graph
-from meta_robot.launcher import node_command, write_overrides
+from meta_robot.core import paths
+from meta_robot.ros.graph import robot_graph, sim_graph
+from meta_robot.ros.launcher import node_command, write_overrides
 
 
 def test_sim_graph_runs_the_sim_bridge_with_its_parameters():
@@ -68,8 +68,8 @@ def test_sigterm_or_sighup_to_the_launcher_stops_every_node_it_started(tmp_path,
     here = Path(__file__).parent
     script = (
         "import os, sys\n"
-        "from meta_robot.graph import NodeSpec\n"
-        "from meta_robot.launcher import GraphProcesses\n"
+        "from meta_robot.ros.graph import NodeSpec\n"
+        "from meta_robot.ros.launcher import GraphProcesses\n"
         "specs = [NodeSpec(f'sleeper{i}', 'sleeper', 'sleeping_node') for i in range(2)]\n"
         "path = os.pathsep.join([sys.argv[1], os.environ.get('PYTHONPATH', '')])\n"
         "env = {**os.environ, 'PYTHONPATH': path}\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meta_robot.arm import ArmState, Pose
 from meta_robot.camera.image_decoding import color_from_msg, depth_from_msg, image_from_msg
+from meta_robot.core.arm import ArmState, Pose
 from meta_robot.core.observation import (
     ACTION_DIM,
     ACTION_NAMES,

@@ -9,8 +9,8 @@ import yaml
 from episode_factory import START_NS, write_episode
 from safetensors.torch import load_file
 
+from meta_robot.core.geometry import quat_normalize, rotvec_to_quat
 from meta_robot.dataset.torch_dataset import EpisodeDataset
-from meta_robot.geometry import quat_normalize, rotvec_to_quat
 from meta_robot.learning.bc_policy import (
     BCConfig,
     BCNetwork,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meta_robot.ros_env import PRIVATE_DOMAIN_RANGE, loopback_environment, private_domain_id
+from meta_robot.ros.environment import PRIVATE_DOMAIN_RANGE, loopback_environment, private_domain_id
 
 
 def test_loopback_environment_forces_localhost_discovery():

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meta_robot.arm import ArmState, Pose
-from meta_robot.geometry import quat_angle, rotvec_to_quat
+from meta_robot.core.arm import ArmState, Pose
+from meta_robot.core.geometry import quat_angle, rotvec_to_quat
 from meta_robot.safety.layer import Command, CommandMode, CommandRejected, Reason, SafetyLayer
 from meta_robot.safety.limits import SafetyLimits
 

@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from meta_robot.arm import ArmTarget, Pose
-from meta_robot.geometry import quat_angle
+from meta_robot.core.arm import ArmTarget, Pose
+from meta_robot.core.geometry import quat_angle
 from meta_robot.sim.scenario import available_scenarios, load_scenario
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell

@@ -11,8 +11,8 @@ import termios
 import numpy as np
 import pytest
 
-from meta_robot.arm import Pose
-from meta_robot.geometry import quat_angle, quat_multiply, rotvec_to_quat
+from meta_robot.core.arm import Pose
+from meta_robot.core.geometry import quat_angle, quat_multiply, rotvec_to_quat
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.teleop import (
     Arbiter,

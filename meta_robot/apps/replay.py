@@ -9,7 +9,6 @@ ended in the recording: a check that an episode's actions really reproduce its m
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,9 @@ from geometry_msgs.msg import PoseStamped
 from meta_robot_interfaces.msg import ArmCommand
 from rclpy.serialization import deserialize_message
 
-from meta_robot.data_collection import RecordSession
+from meta_robot.apps.sim_session import sim_session
 from meta_robot.dataset.episodes import load_episode, read_messages
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.graph import sim_graph
 from meta_robot.skills.episode_plan import plan_episode
 from meta_robot.skills.registry import load_registry
 
@@ -66,19 +62,14 @@ def replay_episode(path: Path, log_dir: Path | None = None) -> ReplayReport:
             final_pose = deserialize_message(raw, PoseStamped).pose.position
     if not commands or final_pose is None:
         raise ValueError(f"{path} holds no {COMMAND_TOPIC} or {POSE_TOPIC} messages to replay")
-    apply_loopback_environment()
     specs = sim_graph(
         plan.scenario, max(meta.seed, 0), scripted_operator=True, bridge_parameters={"camera_rate": 0.0}
     )
-    with (
-        GraphProcesses(specs, os.environ, log_dir=log_dir) as graph,
-        BackgroundNode("meta_robot_replay") as ros,
-    ):
-        session = RecordSession(ros, require_recorder=False, graph=graph)
+    with sim_session(specs, "meta_robot_replay", log_dir) as session:
+        ros = session.ros
         session.reset(plan.scenario, max(meta.seed, 0))
-        time.sleep(0.3)
-        for skill in plan.setup:
-            session.run_skill(skill)
+        if not session.set_up(plan):
+            raise RuntimeError(f"could not set up {meta.skill} for seed {meta.seed}; nothing replayed")
         publisher = ros.node.create_publisher(ArmCommand, "robot_command", 10)
         latest: list[PoseStamped] = []
         ros.node.create_subscription(PoseStamped, "ee_pose", latest.append, 10)

@@ -6,18 +6,16 @@ stay inside. Everything travels over DDS between separate processes, as on the r
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from meta_robot.commander import ArmCommander, MoveResult
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.apps.sim_session import sim_session
+from meta_robot.ros.commander import ArmCommander, MoveResult
+from meta_robot.ros.graph import sim_graph
 from meta_robot.safety.limits import SafetyLimits
 
 # (name, TCP position in the base frame, m). The fifth lies beyond the box's x limit on purpose.
@@ -56,20 +54,19 @@ def run_demo(
 ) -> DemoReport:
     """Bring up the sim graph, visit ``targets``, print tracking errors, write ``demo_tracking.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = apply_loopback_environment()
     limits = SafetyLimits()
-    echo(f"starting the simulated workcell (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, loopback only)")
+    echo("starting the simulated workcell (DDS on loopback, a private domain)")
     results: list[tuple[str, MoveResult]] = []
-    with (
-        GraphProcesses(sim_graph(scenario, seed), env, log_dir=out_dir / "logs") as graph,
-        BackgroundNode("demo_commander") as ros,
-    ):
-        commander = ArmCommander(ros.node, frame_id=limits.base_frame, source="demo")
-        _wait_for_driver(commander, graph)
+    with sim_session(
+        sim_graph(scenario, seed), "demo_commander", out_dir / "logs", operator=False
+    ) as session:
+        commander = ArmCommander(session.node, frame_id=limits.base_frame, source="demo")
+        session.wait_until("the sim bridge's ee_pose", lambda: commander.pose is not None, 120.0)
+        echo(f"workcell up on ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}")
         echo(f"{'target':<24}{'commanded (m)':>24}{'reached (m)':>24}{'error (mm)':>12}  outcome")
         for name, position in targets:
             result = commander.move_to(np.array(position))
-            graph.check_running()
+            session.check_running()
             results.append((name, result))
             echo(_row(name, result, limits))
     plot = plot_tracking(results, limits, out_dir / "demo_tracking.png")
@@ -77,15 +74,6 @@ def run_demo(
     verdict = "all targets inside the box reached" if report.inside_targets_reached else "TARGETS MISSED"
     echo(f"{verdict}; plot written to {plot}")
     return report
-
-
-def _wait_for_driver(commander: ArmCommander, graph: GraphProcesses, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while commander.pose is None:
-        graph.check_running()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the sim bridge published no ee_pose within {timeout} s")
-        time.sleep(0.1)
 
 
 def _row(name: str, result: MoveResult, limits: SafetyLimits) -> str:

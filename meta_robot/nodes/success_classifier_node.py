@@ -29,8 +29,8 @@ from meta_robot_interfaces.msg import GripperState, PredicateEstimates, SkillSta
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
-from meta_robot import paths
 from meta_robot.camera.image_decoding import color_from_msg
+from meta_robot.core import paths
 from meta_robot.core.observation import CAMERAS, STATE_NAMES, color_topic
 from meta_robot.learning.checkpoint_registry import resolve_checkpoint
 from meta_robot.learning.classifier import (
@@ -48,9 +48,9 @@ from meta_robot.learning.success_monitor import (
     SuccessMonitor,
     estimate_atoms,
 )
-from meta_robot.nodes.entry import run_node
-from meta_robot.nodes.parameters import declare_config
-from meta_robot.nodes.qos import LATEST_ONLY
+from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.qos import LATEST_ONLY
 from meta_robot.skills.registry import load_registry
 
 CAMERA_TOPICS = {camera: color_topic(camera) for camera in CAMERAS}

@@ -25,15 +25,15 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from meta_robot.arm import ArmBackend, ArmError, ArmState
-from meta_robot.nodes.arm_messages import (
+from meta_robot.core.arm import ArmBackend, ArmError, ArmState
+from meta_robot.ros.arm_messages import (
     command_from_msg,
     gripper_state_msg,
     joint_state_msg,
     seconds_to_stamp,
     tcp_pose_msg,
 )
-from meta_robot.nodes.parameters import declare_config
+from meta_robot.ros.parameters import declare_config
 from meta_robot.safety.guarded_arm import GuardedArm
 from meta_robot.safety.layer import CommandRejected, SafetyLayer
 from meta_robot.safety.limits import SafetyLimits

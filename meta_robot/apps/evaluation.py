@@ -12,7 +12,6 @@ a 95 % Wilson interval per grounding and overall, and writes a plot and a YAML o
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,13 +22,11 @@ from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import GripperState, ObjectStates
 from rclpy.action import ActionClient
 
-from meta_robot.data_collection import RecordSession
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
+from meta_robot.apps.sim_session import sim_session
 from meta_robot.learning.eval_report import EpisodeResult, SkillEvalReport, write_report
-from meta_robot.nodes.background import BackgroundNode
-from meta_robot.nodes.world_messages import world_from_messages
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import sim_graph
+from meta_robot.ros.world_messages import world_from_messages
 from meta_robot.skills.episode_plan import argument_cycle, plan_episode
 from meta_robot.skills.registry import GroundSkill, load_registry
 from meta_robot.skills.world import Grounding, WorldState
@@ -128,7 +125,6 @@ def evaluate_skill(
 
     registry = load_registry()
     registry.skill(skill)  # an unknown skill fails before anything starts
-    apply_loopback_environment()
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = sim_graph(
         seed=seed_start,
@@ -140,28 +136,18 @@ def evaluate_skill(
     )
     report = SkillEvalReport(skill, policy)
     grounding = Grounding(registry)
-    with (
-        GraphProcesses(specs, os.environ, log_dir=out_dir / "logs" / skill) as graph,
-        BackgroundNode("meta_robot_eval") as ros,
-    ):
-        session = RecordSession(ros, require_recorder=False, graph=graph)
-        client = ActionClient(ros.node, ExecuteSkill, "policy/execute_skill")
-        started = time.monotonic()
-        while not client.wait_for_server(timeout_sec=1.0):
-            graph.check_running()
-            if time.monotonic() - started > 120.0:
-                raise TimeoutError("policy/execute_skill did not appear within 120 s")
-        referee = Referee(ros, grounding)
+    with sim_session(specs, "meta_robot_eval", out_dir / "logs" / skill) as session:
+        client = session.action_client(ExecuteSkill, "policy/execute_skill", timeout=120.0)
+        referee = Referee(session.ros, grounding)
         groundings = argument_cycle(registry, skill, arguments)
         seed = seed_start
         bar = tqdm(total=episodes, desc=f"eval {skill}", unit="ep", disable=not progress)
         while len(report.episodes) < episodes:
-            graph.check_running()
+            session.check_running()
             ground, seed = next(groundings), seed + 1
             plan = plan_episode(registry, ground)
             session.reset(plan.scenario, seed)
-            time.sleep(0.3)
-            if not all(session.run_skill(s).outcome == ExecuteSkill.Result.SUCCEEDED for s in plan.setup):
+            if not session.set_up(plan):
                 report.setup_failures += 1
                 continue
             t0 = time.monotonic()

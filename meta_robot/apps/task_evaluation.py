@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -30,17 +29,15 @@ import yaml
 from geometry_msgs.msg import Vector3
 from meta_robot_interfaces.action import ExecuteTask
 from meta_robot_interfaces.msg import SkillStatus
-from meta_robot_interfaces.srv import PerturbObject, ResetSim, StartEpisode, StopEpisode
-from rclpy.action import ActionClient
+from meta_robot_interfaces.srv import PerturbObject
 
-from meta_robot.evaluation import HELD_OUT_SEED_START, Referee
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
+from meta_robot.apps.evaluation import HELD_OUT_SEED_START, Referee
+from meta_robot.apps.sim_session import SimSession, sim_session, wait_for
 from meta_robot.learning.metrics import wilson_interval
-from meta_robot.nodes.background import BackgroundNode
 from meta_robot.planning.symbolic import holds
 from meta_robot.planning.tasks import Task, load_tasks
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.graph import sim_graph
 from meta_robot.skills.registry import load_registry
 from meta_robot.skills.world import Grounding
 
@@ -196,29 +193,15 @@ class Perturber:
 
 
 class TaskSession:
-    """Clients of the sim, the executive and (optionally) the recorder, on one background node."""
+    """The executive's task action on a sim session, with the spans of the steps it reports."""
 
-    def __init__(
-        self, ros: BackgroundNode, graph: GraphProcesses, recorder: bool, timeout: float = 180.0
-    ) -> None:
-        node = ros.node
-        self.reset_client = node.create_client(ResetSim, "sim/reset")
-        self.task_client = ActionClient(node, ExecuteTask, "executive/execute_task")
-        self.start_client = node.create_client(StartEpisode, "recorder/start_episode") if recorder else None
-        self.stop_client = node.create_client(StopEpisode, "recorder/stop_episode") if recorder else None
+    def __init__(self, sim: SimSession, recorder: bool, timeout: float = 180.0) -> None:
+        self.sim, self.recorder = sim, recorder
+        self.task_client = sim.action_client(ExecuteTask, "executive/execute_task", timeout)
         self._steps: list[StepSpan] = []
         self._t0 = time.monotonic()
         self.on_step: Callable[[SkillStatus], None] = lambda msg: None
-        node.create_subscription(SkillStatus, "executive/steps", self._on_step, 50)
-        deadline = time.monotonic() + timeout
-        for name, ready in (
-            ("sim/reset", lambda: self.reset_client.wait_for_service(timeout_sec=1.0)),
-            ("executive/execute_task", lambda: self.task_client.wait_for_server(timeout_sec=1.0)),
-        ):
-            while not ready():
-                graph.check_running()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name} did not appear within {timeout:.0f} s")
+        sim.node.create_subscription(SkillStatus, "executive/steps", self._on_step, 50)
 
     def _on_step(self, msg: SkillStatus) -> None:
         now = time.monotonic() - self._t0
@@ -234,11 +217,6 @@ class TaskSession:
             )
         self.on_step(msg)
 
-    def reset(self, scenario: str, seed: int) -> None:
-        response = _call(self.reset_client, ResetSim.Request(scenario=scenario, seed=seed))
-        if not response.success:
-            raise RuntimeError(f"sim reset failed: {response.message}")
-
     def run(
         self, goal: ExecuteTask.Goal, seed: int, timeout: float, echo: Callable[[str], None] = print
     ) -> tuple[ExecuteTask.Result, list[StepSpan], float]:
@@ -253,40 +231,26 @@ class TaskSession:
                 last_plan = plan
                 echo(f"  plan: {' -> '.join(plan) or '(nothing to do)'}")
 
-        if self.start_client is not None:
-            label = goal.task or goal.goal
-            request = StartEpisode.Request(task=label, skill="", seed=seed, operator_name="executive")
-            response = _call(self.start_client, request)
-            if not response.success:
-                raise RuntimeError(f"the recorder did not start an episode: {response.message}")
+        if self.recorder:
+            self.sim.start_episode(None, seed, goal.task or goal.goal, operator_name="executive")
         future = self.task_client.send_goal_async(goal, feedback_callback=feedback)
-        handle = _wait(future, 30.0, "the executive (goal)")
+        handle = wait_for(future, 30.0, "the executive (goal)")
         if not handle.accepted:
             raise RuntimeError("the executive rejected the task")
-        result = _wait(
+        result = wait_for(
             handle.get_result_async(), timeout, f"the executive (task {goal.task or goal.goal})"
         ).result
         return result, list(self._steps), time.monotonic() - self._t0
 
     def stop_recording(self, success: bool, notes: str) -> str:
-        if self.stop_client is None:
+        """Close the episode :meth:`run` opened; its path ("" when not recording)."""
+        if not self.recorder:
             return ""
-        outcome = StopEpisode.Request.OUTCOME_SUCCESS if success else StopEpisode.Request.OUTCOME_FAILURE
-        response = _call(self.stop_client, StopEpisode.Request(outcome=outcome, notes=notes, discard=False))
-        return response.path if response.success else ""
-
-
-def _wait(future, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not future.done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no answer from {what} within {timeout:.0f} s")
-        time.sleep(0.02)
-    return future.result()
-
-
-def _call(client, request, timeout: float = 30.0):
-    return _wait(client.call_async(request), timeout, client.srv_name)
+        try:
+            return self.sim.stop_episode(success, notes)
+        except RuntimeError as exc:  # the evaluation goes on; the episode stays on disk, unfinished
+            logger.error("%s", exc)
+            return ""
 
 
 def evaluate_task(
@@ -310,7 +274,6 @@ def evaluate_task(
     if skills not in SKILL_ACTIONS:
         raise ValueError(f"skills must be one of {list(SKILL_ACTIONS)}, got '{skills}'")
     task = tasks[task_name]
-    apply_loopback_environment()
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = sim_graph(
         scenario=task.scenario,
@@ -325,19 +288,18 @@ def evaluate_task(
     report = TaskEvalReport(task.name, skills, perturb)
     grounding = Grounding(registry)
     rng = np.random.default_rng(seed_start)
-    with (
-        GraphProcesses(specs, os.environ, log_dir=out_dir / "logs" / task.name) as graph,
-        BackgroundNode("meta_robot_task") as ros,
-    ):
+    log_dir = out_dir / "logs" / task.name
+    scripted = skills == "scripted"  # the executive runs the scripted operator's skills
+    with sim_session(specs, "meta_robot_task", log_dir, scripted, record, timeout=180.0) as sim:
+        ros = sim.ros
         referee = Referee(ros, grounding)
-        session = TaskSession(ros, graph, recorder=record)
+        session = TaskSession(sim, recorder=record)
         perturber = Perturber(ros, referee, rng) if perturb else None
         if perturber is not None:
             session.on_step = perturber.on_step
         for seed in range(seed_start + 1, seed_start + 1 + episodes):
-            graph.check_running()
-            session.reset(task.scenario, seed)
-            time.sleep(1.0)  # the classifier sees the new scene before the executive looks
+            sim.check_running()
+            sim.reset(task.scenario, seed, settle=1.0)  # the classifier sees the scene before the executive
             if perturber is not None:
                 perturber.start_episode()
             echo(f"{task.name} seed {seed}: goal {task.goal}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from meta_robot import paths
+from meta_robot.core import paths
 
 # Fast DDS (and so every ROS_DOMAIN_ID) only has UDP ports for ids 0..101 on Linux; stay below.
 PRIVATE_DOMAIN_RANGE = range(42, 100)

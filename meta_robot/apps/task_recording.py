@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +20,11 @@ from pathlib import Path
 
 from meta_robot_interfaces.action import ExecuteSkill
 
-from meta_robot.data_collection import RecordSession
-from meta_robot.evaluation import Referee
-from meta_robot.graph import sim_graph
-from meta_robot.launcher import GraphProcesses
-from meta_robot.nodes.background import BackgroundNode
+from meta_robot.apps.evaluation import Referee
+from meta_robot.apps.sim_session import sim_session
 from meta_robot.planning import Planner, load_tasks
 from meta_robot.planning.symbolic import PlanningError, holds
-from meta_robot.ros_env import apply_loopback_environment
+from meta_robot.ros.graph import sim_graph
 from meta_robot.skills.registry import load_registry
 from meta_robot.skills.world import Grounding
 
@@ -64,7 +60,6 @@ def record_tasks(
             raise ValueError(f"unknown task '{name}'; tasks: {', '.join(tasks)}")
     planner = Planner(registry)
     grounding = Grounding(registry)
-    apply_loopback_environment()
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = sim_graph(
         seed=seed_start,
@@ -74,12 +69,8 @@ def record_tasks(
     )
     reports = []
     seeds = itertools.count(seed_start)
-    with (
-        GraphProcesses(specs, os.environ, log_dir=log_dir) as graph,
-        BackgroundNode("meta_robot_record_task") as ros,
-    ):
-        session = RecordSession(ros, graph=graph)
-        referee = Referee(ros, grounding)
+    with sim_session(specs, "meta_robot_record_task", log_dir, recorder=True) as session:
+        referee = Referee(session.ros, grounding)
 
         def state() -> frozenset:
             deadline = time.monotonic() + 10.0
@@ -95,13 +86,11 @@ def record_tasks(
             reports.append(report)
             bar = tqdm(total=episodes, desc=f"record {name}", unit="ep", disable=not progress)
             while report.episodes < episodes:
-                graph.check_running()
+                session.check_running()
                 seed = next(seeds)
-                session.reset(task.scenario, seed)
-                time.sleep(0.5)
-                session.start_episode(None, seed, task=name)
+                session.reset(task.scenario, seed, settle=0.5)
                 executed = 0
-                try:
+                with session.recording(None, seed, task=name):
                     while not holds(state(), task.goal.literals) and executed < task.max_skills:
                         try:
                             step = planner.plan(state(), task.goal).steps[0]
@@ -112,9 +101,6 @@ def record_tasks(
                         if session.run_skill(step).outcome != ExecuteSkill.Result.SUCCEEDED:
                             logger.info("seed %d: %s failed; replanning", seed, step)
                         time.sleep(0.3)
-                except BaseException:
-                    session.discard_episode("recording interrupted")
-                    raise
                 success = holds(state(), task.goal.literals)
                 report.paths.append(session.stop_episode(success, f"{executed} skills"))
                 report.episodes += 1

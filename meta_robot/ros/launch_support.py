@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from launch.actions import SetEnvironmentVariable
 from launch_ros.actions import Node
 
-from meta_robot.graph import NodeSpec
-from meta_robot.ros_env import loopback_environment
+from meta_robot.ros.environment import loopback_environment
+from meta_robot.ros.graph import NodeSpec
 
 
 def launch_nodes(specs: Sequence[NodeSpec]) -> list[Node]:

@@ -15,7 +15,7 @@ PACKAGE_NAME = "meta_robot"
 @functools.cache
 def share_dir() -> Path:
     """The directory holding config/, sim/ and launch/."""
-    source_root = Path(__file__).resolve().parent.parent
+    source_root = Path(__file__).resolve().parents[2]
     if (source_root / "package.xml").is_file() and (source_root / "config").is_dir():
         return source_root
     try:

@@ -1,7 +1,7 @@
 """One description of the node graph, read by the launch files and by ``meta-robot up``.
 
 ``ros2 launch meta_robot sim.launch.py`` turns each :class:`NodeSpec` into a launch_ros Node;
-where ``ros2 launch`` is not installed (the PyPI wheels, CI) :mod:`meta_robot.launcher` starts the
+where ``ros2 launch`` is not installed (the PyPI wheels, CI) :mod:`meta_robot.ros.launcher` starts the
 same specs as processes. Adding a node here adds it to both.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta_robot import paths
+from meta_robot.core import paths
 
 GRAPHS = ("sim", "robot")
 
@@ -192,7 +192,7 @@ def learned_skill_nodes(
             NodeSpec(
                 name="success_classifier",
                 executable="success_classifier",
-                module="meta_robot.nodes.classifier_node",
+                module="meta_robot.nodes.success_classifier_node",
                 params_files=("success_classifier.yaml",),
                 parameters={"checkpoint": classifier, "use_sim_time": use_sim_time},
                 namespace=namespace,

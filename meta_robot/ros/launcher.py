@@ -1,7 +1,7 @@
 """Start a node graph as supervised processes where ``ros2 launch`` is not installed.
 
 Each node runs as ``python -m <module> --ros-args ...`` with the loopback DDS environment (see
-:mod:`meta_robot.ros_env`), its parameter files, and a generated file with the overrides. If any node
+:mod:`meta_robot.ros.environment`), its parameter files, and a generated file with the overrides. If any node
 exits, the others are stopped too: a half-running graph (a camera without a driver, a driver without
 its commander) is worse than a stopped one, and every driver holds the arm when its commands stop.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from meta_robot.graph import NodeSpec
+from meta_robot.ros.graph import NodeSpec
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from meta_robot_interfaces.msg import ArmCommand, GripperState
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from meta_robot.arm import GRIPPER_MAX_WIDTH, Pose
-from meta_robot.geometry import quat_slerp
-from meta_robot.nodes.arm_messages import command_to_msg, pose_from_msg
+from meta_robot.core.arm import GRIPPER_MAX_WIDTH, Pose
+from meta_robot.core.geometry import quat_slerp
+from meta_robot.ros.arm_messages import command_to_msg, pose_from_msg
 
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # TCP z axis pointing at the desk
 MAX_LEAD = 0.05  # m the commanded point may run ahead of the measured TCP (half the default max_step)

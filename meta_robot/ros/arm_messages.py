@@ -9,7 +9,7 @@ from geometry_msgs.msg import PoseStamped
 from meta_robot_interfaces.msg import ArmCommand, GripperState
 from sensor_msgs.msg import JointState
 
-from meta_robot.arm import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, GRIPPER_MAX_WIDTH, ArmState, Pose
+from meta_robot.core.arm import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, GRIPPER_MAX_WIDTH, ArmState, Pose
 from meta_robot.safety.layer import Command
 
 

@@ -1,0 +1,1 @@
+"""The commands behind the CLI: record, evaluate, replay and demo a sim graph, each in one sim session."""

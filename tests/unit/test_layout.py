@@ -1,0 +1,45 @@
+"""The package's layering, checked by ``tools/check_imports.py`` (which CI runs through this test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_checker():
+    spec = importlib.util.spec_from_file_location("check_imports", ROOT / "tools" / "check_imports.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_imports"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_package_has_no_import_cycles_and_no_upward_imports():
+    problems, parts = load_checker().check()
+    assert problems == []
+    assert parts["core"] <= {"core"}  # the floor imports nothing above it
+
+
+def test_the_checker_finds_a_cycle_an_upward_import_and_a_module_at_the_root(tmp_path):
+    def write(name: str, text: str = "") -> None:
+        path = tmp_path / "meta_robot" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    for package in ("", "core/", "apps/", "skills/"):
+        write(f"{package}__init__.py")
+    write("core/maths.py", "from meta_robot.apps.run import go\n")  # up from the floor
+    write("apps/run.py", "def go():\n    pass\n")
+    write("skills/a.py", "from meta_robot.skills import b\n")
+    write("skills/b.py", "from meta_robot.skills.a import thing\n")  # a <-> b at load time
+    write("skills/c.py", "def later():\n    from meta_robot.skills import a\n")  # deferred: no cycle
+    write("helpers.py")
+    problems, _ = load_checker().check(tmp_path)
+    assert any("meta_robot.core.maths imports meta_robot.apps.run" in p for p in problems), problems
+    assert any("cycle" in p and "meta_robot.skills.a" in p and "meta_robot.skills.b" in p for p in problems)
+    assert not any("meta_robot.skills.c" in p for p in problems)
+    assert any(p.startswith("meta_robot.helpers: only") for p in problems)
+    assert len(problems) == 3
