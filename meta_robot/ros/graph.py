@@ -16,6 +16,21 @@ from meta_robot.core import paths
 
 GRAPHS = ("sim", "robot")
 
+# Every node: its module under meta_robot/nodes/ and the parameter files (under config/) it reads, in
+# order. Its console script (setup.py) and its node name are the key.
+NODES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sim_bridge": ("sim_bridge_node", ("safety.yaml", "sim_bridge.yaml")),
+    "franky_driver": ("franky_driver_node", ("safety.yaml", "franky_driver.yaml")),
+    "realsense_camera": ("realsense_camera_node", ("realsense_camera.yaml",)),
+    "teleop": ("teleop_node", ("safety.yaml", "teleop.yaml")),
+    "scripted_operator": ("scripted_operator_node", ("teleop.yaml",)),
+    "recorder": ("recorder_node", ("recorder.yaml",)),
+    "live_view": ("live_view_node", ("live_view.yaml",)),
+    "policy_server": ("policy_server_node", ("safety.yaml", "policy_server.yaml")),
+    "success_classifier": ("success_classifier_node", ("success_classifier.yaml",)),
+    "executive": ("executive_node", ("executive.yaml",)),
+}
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -37,6 +52,15 @@ class NodeSpec:
         """The node's fully qualified name, e.g. ``/r1/sim_bridge``."""
         ns = "/" + self.namespace.strip("/") if self.namespace.strip("/") else ""
         return f"{ns}/{self.name}"
+
+
+def node(name: str, namespace: str = "", **parameters: Any) -> NodeSpec:
+    """The spec of the node ``name`` (a key of :data:`NODES`) with ``parameters`` overriding its files."""
+    try:
+        module, params_files = NODES[name]
+    except KeyError:
+        raise ValueError(f"unknown node '{name}'; nodes: {', '.join(NODES)}") from None
+    return NodeSpec(name, name, f"meta_robot.nodes.{module}", params_files, parameters, namespace)
 
 
 def sim_graph(
@@ -63,22 +87,8 @@ def sim_graph(
     (``policy/execute_skill``, or ``scripted_operator/execute_skill`` for privileged scripted skills).
     """
     use_sim_time = real_time_factor <= 0.0
-    specs = [
-        NodeSpec(
-            name="sim_bridge",
-            executable="sim_bridge",
-            module="meta_robot.nodes.sim_bridge_node",
-            params_files=("safety.yaml", "sim_bridge.yaml"),
-            parameters={
-                "scenario": scenario,
-                "seed": seed,
-                "real_time_factor": float(real_time_factor),
-                "use_sim_time": use_sim_time,
-                **(bridge_parameters or {}),
-            },
-            namespace=namespace,
-        ),
-    ]
+    bridge = {"scenario": scenario, "seed": seed, "real_time_factor": float(real_time_factor)}
+    specs = [node("sim_bridge", namespace, **bridge, use_sim_time=use_sim_time, **(bridge_parameters or {}))]
     if scripted_operator and teleop_device is None:
         teleop_device = "topic"
     specs += data_collection_nodes(
@@ -94,14 +104,7 @@ def executive_node(
     skill_action: str = "policy/execute_skill", namespace: str = "", use_sim_time: bool = False
 ) -> NodeSpec:
     """The executive and its planner: the same on the robot and in sim."""
-    return NodeSpec(
-        name="executive",
-        executable="executive",
-        module="meta_robot.nodes.executive_node",
-        params_files=("executive.yaml",),
-        parameters={"skill_action": skill_action, "use_sim_time": use_sim_time},
-        namespace=namespace,
-    )
+    return node("executive", namespace, skill_action=skill_action, use_sim_time=use_sim_time)
 
 
 def data_collection_nodes(
@@ -113,52 +116,15 @@ def data_collection_nodes(
     scripted_seed: int | None = None,
 ) -> list[NodeSpec]:
     """Teleop, scripted operator (sim only), recorder and live view: the same on the robot and in sim."""
-    time_parameters = {"use_sim_time": use_sim_time}
     specs = []
     if teleop_device is not None:
-        specs.append(
-            NodeSpec(
-                name="teleop",
-                executable="teleop",
-                module="meta_robot.nodes.teleop_node",
-                params_files=("safety.yaml", "teleop.yaml"),
-                parameters={"teleop": {"device": teleop_device}, **time_parameters},
-                namespace=namespace,
-            )
-        )
+        specs.append(node("teleop", namespace, teleop={"device": teleop_device}, use_sim_time=use_sim_time))
     if scripted_seed is not None:
-        specs.append(
-            NodeSpec(
-                name="scripted_operator",
-                executable="scripted_operator",
-                module="meta_robot.nodes.scripted_operator_node",
-                params_files=("teleop.yaml",),
-                parameters={"seed": scripted_seed, **time_parameters},
-                namespace=namespace,
-            )
-        )
+        specs.append(node("scripted_operator", namespace, seed=scripted_seed, use_sim_time=use_sim_time))
     if recorder_dir is not None:
-        specs.append(
-            NodeSpec(
-                name="recorder",
-                executable="recorder",
-                module="meta_robot.nodes.recorder_node",
-                params_files=("recorder.yaml",),
-                parameters={"output_dir": str(recorder_dir), **time_parameters},
-                namespace=namespace,
-            )
-        )
+        specs.append(node("recorder", namespace, output_dir=str(recorder_dir), use_sim_time=use_sim_time))
     if live_view:
-        specs.append(
-            NodeSpec(
-                name="live_view",
-                executable="live_view",
-                module="meta_robot.nodes.live_view_node",
-                params_files=("live_view.yaml",),
-                parameters=time_parameters,
-                namespace=namespace,
-            )
-        )
+        specs.append(node("live_view", namespace, use_sim_time=use_sim_time))
     return specs
 
 
@@ -173,31 +139,18 @@ def learned_skill_nodes(
     teleop node the policy commands on ``policy/robot_command``, so an operator can take over."""
     specs = []
     if policy is not None:
+        command_topic = "policy/robot_command" if behind_teleop else "robot_command"
         specs.append(
-            NodeSpec(
-                name="policy_server",
-                executable="policy_server",
-                module="meta_robot.nodes.policy_server_node",
-                params_files=("safety.yaml", "policy_server.yaml"),
-                parameters={
-                    "policy": policy,
-                    "command_topic": "policy/robot_command" if behind_teleop else "robot_command",
-                    "use_sim_time": use_sim_time,
-                },
-                namespace=namespace,
+            node(
+                "policy_server",
+                namespace,
+                policy=policy,
+                command_topic=command_topic,
+                use_sim_time=use_sim_time,
             )
         )
     if classifier is not None:
-        specs.append(
-            NodeSpec(
-                name="success_classifier",
-                executable="success_classifier",
-                module="meta_robot.nodes.success_classifier_node",
-                params_files=("success_classifier.yaml",),
-                parameters={"checkpoint": classifier, "use_sim_time": use_sim_time},
-                namespace=namespace,
-            )
-        )
+        specs.append(node("success_classifier", namespace, checkpoint=classifier, use_sim_time=use_sim_time))
     return specs
 
 
@@ -209,20 +162,6 @@ def robot_graph(
 ) -> list[NodeSpec]:
     """The real workcell: franky driver on the arm, RealSense camera node."""
     return [
-        NodeSpec(
-            name="franky_driver",
-            executable="franky_driver",
-            module="meta_robot.nodes.franky_driver_node",
-            params_files=("safety.yaml", "franky_driver.yaml"),
-            parameters={"robot_ip": robot_ip, "realtime_config": realtime_config},
-            namespace=namespace,
-        ),
-        NodeSpec(
-            name="realsense_camera",
-            executable="realsense_camera",
-            module="meta_robot.nodes.realsense_camera_node",
-            params_files=("realsense_camera.yaml",),
-            parameters={"serial_number": camera_serial},
-            namespace=namespace,
-        ),
+        node("franky_driver", namespace, robot_ip=robot_ip, realtime_config=realtime_config),
+        node("realsense_camera", namespace, serial_number=camera_serial),
     ]

@@ -43,3 +43,21 @@ def test_the_checker_finds_a_cycle_an_upward_import_and_a_module_at_the_root(tmp
     assert not any("meta_robot.skills.c" in p for p in problems)
     assert any(p.startswith("meta_robot.helpers: only") for p in problems)
     assert len(problems) == 3
+
+
+def test_every_node_of_the_graph_has_its_console_script_and_nothing_else_does():
+    """setup.py installs one console script per node; the graph starts them by the same names."""
+    import ast
+
+    from meta_robot.ros.graph import NODES
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    scripts = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "NODES" for t in n.targets)
+    )
+    assert scripts == {name: f"meta_robot.nodes.{module}:main" for name, (module, _) in NODES.items()}
+    for module, params_files in NODES.values():
+        assert (ROOT / "meta_robot" / "nodes" / f"{module}.py").is_file()
+        assert all((ROOT / "config" / f).is_file() for f in params_files)
