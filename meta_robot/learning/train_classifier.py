@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shlex
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch.nn import functional as F  # noqa: N812
 
 from meta_robot.learning.checkpoint_registry import resolve_checkpoint
@@ -48,19 +45,14 @@ from meta_robot.learning.predicate_data import (
 )
 from meta_robot.learning.training import (
     Panel,
+    TrainingRun,
     fingerprint,
-    plot_history,
-    software_info,
     split_episodes,
-    train_epochs,
-    training_device,
 )
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "classifier.yaml"
-CURVES_FILE = "curves.png"
 CHECKPOINT_FORMAT = "meta_robot.classifier_training/1"
 MIN_SAMPLES_FOR_CURVES = 10
 
@@ -201,9 +193,8 @@ def fit(
     ``init_from`` fine-tunes a trained classifier (its architecture and state normalisation) instead
     of starting from random weights: new scenes are added without forgetting the old ones quickly.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = training_device(device)
+    run = TrainingRun(out_dir, device, CONFIG_FILE, CHECKPOINT_FORMAT)
+    device = run.device
     split = split_episodes(
         [(e.episode_id, " ".join((e.skill, *e.arguments))) for e in dataset.episodes],
         settings.seed,
@@ -247,7 +238,7 @@ def fit(
         model = PredicateClassifier(model_config)
         model.set_state_normalisation(train.state.mean(0), train.state.std(0))
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = run.optimizer(model, settings)
     held_out = concatenate([by_id[i] for i in split.calibration + split.test], dataset.atoms)
 
     def loss_fn(rows: np.ndarray, generator: torch.Generator, _rng: np.random.Generator) -> torch.Tensor:
@@ -259,20 +250,8 @@ def fit(
         mean_auc, min_auc = _auc_summary(dataset.atoms, probs, held_out)
         return {"held_out_loss": held_loss, "held_out_mean_auc": mean_auc, "held_out_min_auc": min_auc}
 
-    history = train_epochs(
-        model,
-        optimizer,
-        len(train),
-        settings.epochs,
-        settings.seed,
-        settings.batch_size,
-        loss_fn,
-        evaluate_fn,
-        out_dir / CHECKPOINT_FILE,
-        CHECKPOINT_FORMAT,
-        run_fingerprint,
-        resume=resume,
-        progress=progress,
+    history = run.train(
+        model, optimizer, len(train), settings, loss_fn, evaluate_fn, run_fingerprint, resume, progress
     )
 
     cal_probs, _ = evaluate(model, parts["calibration"])
@@ -289,25 +268,18 @@ def fit(
         "atoms": per_atom,
         "samples": {name: len(a) for name, a in parts.items()},
     }
-    record = {
-        "format": "meta_robot.classifier_run/1",
-        "software": software_info(),
-        "command": command or shlex.join(sys.argv),
-        "data": {
-            "root": dataset.root,
-            "fps": dataset.fps,
-            "image_size": list(dataset.image_size),
-            "episodes": asdict(split),
-        },
-        "model": model_config.to_dict(),
-        "settings": asdict(settings),
-        "device": str(device),
-        "history": history,
-        "metrics": metrics,
+    data = {
+        "root": dataset.root,
+        "fps": dataset.fps,
+        "image_size": list(dataset.image_size),
+        "episodes": asdict(split),
     }
+    record = run.record(
+        "meta_robot.classifier_run/1", command, data, model_config.to_dict(), settings, history, metrics
+    )
     weights = save_classifier(
         model,
-        out_dir / WEIGHTS_FILE,
+        run.out_dir / WEIGHTS_FILE,
         thresholds,
         extra={
             "software": record["software"],
@@ -316,10 +288,8 @@ def fit(
             "fps": dataset.fps,
         },
     )
-    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
-    if history:
-        plot_history(history, out_dir / CURVES_FILE, CURVE_PANELS)
-    return TrainResult(out_dir, weights, metrics, thresholds, history)
+    run.finish(record, CURVE_PANELS)
+    return TrainResult(run.out_dir, weights, metrics, thresholds, history)
 
 
 def train_classifier(

@@ -14,8 +14,6 @@ Outputs in ``out_dir``: ``policy.safetensors`` (weights + config + normalisation
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from meta_robot.dataset.torch_dataset import EpisodeDataset
 from meta_robot.learning.bc_policy import (
@@ -37,17 +34,12 @@ from meta_robot.learning.bc_policy import (
 )
 from meta_robot.learning.training import (
     Panel,
+    TrainingRun,
     fingerprint,
-    plot_history,
-    software_info,
     split_episodes,
-    train_epochs,
-    training_device,
 )
 
-CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "policy.yaml"
-CURVES_FILE = "curves.png"
 CHECKPOINT_FORMAT = "meta_robot.policy_training/1"
 
 
@@ -237,9 +229,8 @@ def fit_policy(
     ``init_from``: a policy checkpoint of the same shape to start from (weights and normalisation:
     DAgger refits on the grown dataset); ``data_summary`` describes the data in the run record
     instead of the dataset's root folder (a shipped record names no machine paths)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = training_device(device)
+    run = TrainingRun(out_dir, device, CONFIG_FILE, CHECKPOINT_FORMAT)
+    device = run.device
     if not dataset.episodes:
         raise ValueError(f"no episodes to learn from under {dataset.root}")
     ids = [e.episode_id for e in dataset.episodes]
@@ -287,7 +278,7 @@ def fit_policy(
     if init_from is not None:
         _warm_start(network, Path(init_from))
     network.to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = run.optimizer(network, settings)
 
     def loss_fn(rows: np.ndarray, generator: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
         with_goal = rng.random(len(rows)) < settings.goal_fraction
@@ -303,55 +294,42 @@ def fit_policy(
             loss = loss + settings.aux_weight * (aux[known] - aux_target[known]).abs().mean()
         return loss
 
-    history = train_epochs(
+    history = run.train(
         network,
         optimizer,
         len(train.steps),
-        settings.epochs,
-        settings.seed,
-        settings.batch_size,
+        settings,
         loss_fn,
         lambda: evaluate(network, arrays, held_out, device),
-        out_dir / CHECKPOINT_FILE,
-        CHECKPOINT_FORMAT,
         run_fingerprint,
-        resume=resume,
-        progress=progress,
+        resume,
+        progress,
     )
 
     metrics = {
         **(history[-1] if history else {}),
         "samples": {"train": len(train.steps), "held_out": len(held_out.steps)},
     }
-    record = {
-        "format": "meta_robot.policy_run/1",
-        "software": software_info(),
-        "command": command or shlex.join(sys.argv),
-        "data": {
-            **({"summary": dict(data_summary)} if data_summary is not None else {"root": _roots(dataset)}),
-            "fps": dataset.fps,
-            "image_size": list(dataset.image_size),
-            "episodes": {"train": split.train, "held_out": held_out_ids},
-        },
-        "model": config.to_dict(),
-        "settings": asdict(settings),
-        "device": str(device),
-        "history": history,
-        "metrics": metrics,
+    data = {
+        **({"summary": dict(data_summary)} if data_summary is not None else {"root": _roots(dataset)}),
+        "fps": dataset.fps,
+        "image_size": list(dataset.image_size),
+        "episodes": {"train": split.train, "held_out": held_out_ids},
     }
+    record = run.record(
+        "meta_robot.policy_run/1", command, data, config.to_dict(), settings, history, metrics
+    )
     weights = save_bc_policy(
         network,
-        out_dir / WEIGHTS_FILE,
+        run.out_dir / WEIGHTS_FILE,
         extra={
             "software": record["software"],
             "command": record["command"],
             **({} if data_summary is not None else {"data_root": _roots(dataset)}),
         },
     )
-    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
-    if history:
-        plot_history(history, out_dir / CURVES_FILE, CURVE_PANELS)
-    return PolicyTrainResult(out_dir, weights, metrics, history)
+    run.finish(record, CURVE_PANELS)
+    return PolicyTrainResult(run.out_dir, weights, metrics, history)
 
 
 def _roots(dataset: Any) -> str:

@@ -11,18 +11,24 @@ import hashlib
 import json
 import logging
 import math
+import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
 from meta_robot.learning.checkpoints import CheckpointError, atomic_save, read_safetensors
 
 logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"  # the training state at the end of the last epoch
+CURVES_FILE = "curves.png"
 
 
 @dataclass
@@ -244,3 +250,85 @@ def plot_history(history: Sequence[Mapping[str, float]], path: Path, panels: Seq
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+class TrainingRun:
+    """The skeleton every trainer fills with its data, model and loss: the output folder and device,
+    the optimiser, the resumable epoch loop (checkpointed in ``out_dir``), and the run record
+    (``record_file``: software, command, data, model, settings, history, metrics) with its curves."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        device: str | torch.device | None,
+        record_file: str,
+        checkpoint_format: str,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.device = training_device(device)
+        self.record_file, self.checkpoint_format = record_file, checkpoint_format
+
+    @staticmethod
+    def optimizer(model: torch.nn.Module, settings: Any) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+    def train(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        samples: int,
+        settings: Any,
+        loss_fn: LossFn,
+        evaluate_fn: Callable[[], Mapping[str, float]],
+        run_fingerprint: str,
+        resume: bool = True,
+        progress: bool = True,
+    ) -> list[dict[str, float]]:
+        """:func:`train_epochs` for ``settings.epochs`` epochs of ``settings.batch_size``."""
+        return train_epochs(
+            model,
+            optimizer,
+            samples,
+            settings.epochs,
+            settings.seed,
+            settings.batch_size,
+            loss_fn,
+            evaluate_fn,
+            self.out_dir / CHECKPOINT_FILE,
+            self.checkpoint_format,
+            run_fingerprint,
+            resume=resume,
+            progress=progress,
+        )
+
+    def record(
+        self,
+        record_format: str,
+        command: str | None,
+        data: Mapping[str, Any],
+        model: Mapping[str, Any],
+        settings: Any,
+        history: list[dict[str, float]],
+        metrics: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The run record: what a reader needs to know where the weights came from."""
+        return {
+            "format": record_format,
+            "software": software_info(),
+            "command": command or shlex.join(sys.argv),
+            "data": dict(data),
+            "model": dict(model),
+            "settings": asdict(settings),
+            "device": str(self.device),
+            "history": history,
+            "metrics": dict(metrics),
+        }
+
+    def finish(self, record: Mapping[str, Any], panels: Sequence[Panel]) -> None:
+        """Write the record and, after at least one epoch, the curves."""
+        (self.out_dir / self.record_file).write_text(
+            yaml.safe_dump(dict(record), sort_keys=False), encoding="utf-8"
+        )
+        if record["history"]:
+            plot_history(record["history"], self.out_dir / CURVES_FILE, panels)

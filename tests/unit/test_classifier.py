@@ -42,15 +42,14 @@ from meta_robot.learning.predicate_data import (
     registry_atoms,
 )
 from meta_robot.learning.train_classifier import (
-    CHECKPOINT_FILE,
     CONFIG_FILE,
-    CURVES_FILE,
     TrainSettings,
     calibrate,
     fit,
     split_episodes,
     train_classifier,
 )
+from meta_robot.learning.training import CHECKPOINT_FILE, CURVES_FILE
 from meta_robot.recording.episode import EpisodeMetadata, TopicInfo
 from meta_robot.recording.typestore import typestore
 from meta_robot.skills.registry import load_registry

@@ -24,12 +24,11 @@ from meta_robot.learning.checkpoints import CheckpointError
 from meta_robot.learning.classifier import ClassifierConfig, PredicateClassifier, save_classifier
 from meta_robot.learning.policy import Observation, PolicyError, SkillRequest, load_policy
 from meta_robot.learning.train_policy import (
-    CHECKPOINT_FILE,
     CONFIG_FILE,
-    CURVES_FILE,
     PolicyTrainSettings,
     fit_policy,
 )
+from meta_robot.learning.training import CHECKPOINT_FILE, CURVES_FILE
 
 TINY = {"channels": 8, "feature_dim": 16, "embed_dim": 8, "hidden": 64, "chunk": 4, "dropout": 0.0}
 
