@@ -157,6 +157,9 @@ def check(root: Path = ROOT) -> tuple[list[str], dict[str, set[str]]]:
             problems.append(
                 f"{module_name(f, root)}: only __init__, __main__ and cli belong at the package root"
             )
+    for f in (root / PACKAGE / "nodes").glob("*.py"):
+        if f.stem != "__init__" and not f.stem.endswith("_node"):
+            problems.append(f"{module_name(f, root)}: nodes/ holds only *_node.py executables")
     return problems, parts
 
 

@@ -25,8 +25,8 @@ from rclpy.node import Node
 
 from meta_robot.camera.realsense import EndOfRecording, RealSenseCamera, RealSenseConfig
 from meta_robot.core.observation import CAMERA_NAMESPACES
-from meta_robot.nodes.camera_publisher import CameraPublisher
 from meta_robot.ros.arm_messages import seconds_to_stamp
+from meta_robot.ros.camera_publisher import CameraPublisher
 from meta_robot.ros.entry import run_node
 from meta_robot.ros.parameters import declare_config
 

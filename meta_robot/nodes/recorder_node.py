@@ -28,12 +28,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.subscription import Subscription
 
 from meta_robot.core.observation import CAMERA_NAMESPACES, CAMERAS
-from meta_robot.nodes.camera_publisher import camera_topics
 from meta_robot.recording.disk import GIB, DiskGuard, DiskSpaceError
 from meta_robot.recording.episode import EpisodeMetadata, make_episode_id, software_info
 from meta_robot.recording.recover import recover_open_episodes
 from meta_robot.recording.typestore import typestore
 from meta_robot.recording.writer import MIB, EpisodeRecorder, WriterOptions, calibration_from_camera_info
+from meta_robot.ros.camera_publisher import camera_topics
 from meta_robot.ros.driver_interface import LATCHED
 from meta_robot.ros.entry import run_node
 from meta_robot.ros.parameters import declare_config

@@ -26,8 +26,8 @@ from rosgraph_msgs.msg import Clock
 
 from meta_robot.core.arm import Pose
 from meta_robot.core.observation import CAMERA_NAMESPACES
-from meta_robot.nodes.camera_publisher import CameraPublisher
 from meta_robot.ros.arm_messages import pose_to_msg, seconds_to_stamp
+from meta_robot.ros.camera_publisher import CameraPublisher
 from meta_robot.ros.driver_interface import DriverInterface, ensure_sole_driver
 from meta_robot.ros.entry import run_node
 from meta_robot.sim.rendering import WorkcellRenderer

@@ -30,8 +30,8 @@ from meta_robot.camera.synthetic_recording import (
     synthetic_depth,
     synthetic_intrinsics,
 )
-from meta_robot.nodes.camera_publisher import IMAGE_QOS
 from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.camera_publisher import IMAGE_QOS
 from meta_robot.ros.environment import loopback_environment
 from meta_robot.ros.launcher import terminate
 

@@ -22,7 +22,7 @@ from meta_robot.camera.synthetic_recording import (
     synthetic_depth,
     synthetic_intrinsics,
 )
-from meta_robot.nodes.camera_publisher import camera_topics
+from meta_robot.ros.camera_publisher import camera_topics
 
 STAMP = Time(sec=12, nanosec=500_000_000)
 K = CameraIntrinsics(

@@ -37,12 +37,16 @@ def test_the_checker_finds_a_cycle_an_upward_import_and_a_module_at_the_root(tmp
     write("skills/b.py", "from meta_robot.skills.a import thing\n")  # a <-> b at load time
     write("skills/c.py", "def later():\n    from meta_robot.skills import a\n")  # deferred: no cycle
     write("helpers.py")
+    write("nodes/__init__.py")
+    write("nodes/camera_node.py")
+    write("nodes/messages.py")  # a library among the executables
     problems, _ = load_checker().check(tmp_path)
     assert any("meta_robot.core.maths imports meta_robot.apps.run" in p for p in problems), problems
     assert any("cycle" in p and "meta_robot.skills.a" in p and "meta_robot.skills.b" in p for p in problems)
     assert not any("meta_robot.skills.c" in p for p in problems)
     assert any(p.startswith("meta_robot.helpers: only") for p in problems)
-    assert len(problems) == 3
+    assert any(p.startswith("meta_robot.nodes.messages: nodes/ holds only") for p in problems)
+    assert len(problems) == 4
 
 
 def test_every_node_of_the_graph_has_its_console_script_and_nothing_else_does():
