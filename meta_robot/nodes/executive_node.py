@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from meta_robot_interfaces.action import ExecuteSkill, ExecuteTask
 from meta_robot_interfaces.msg import Plan, PlanStep, PredicateEstimates, SkillStatus
@@ -48,6 +49,7 @@ from meta_robot.planning.symbolic import PlanningError, all_atoms, parse_atom
 from meta_robot.planning.tasks import load_tasks, resolve_task
 from meta_robot.ros.driver_interface import LATCHED
 from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config, param
 from meta_robot.skills.registry import GroundSkill, RegistryError, load_registry
 
 OUTCOMES = {
@@ -59,6 +61,38 @@ OUTCOMES = {
 POLL_S = 0.05
 
 
+@dataclass(frozen=True)
+class ExecutiveParameters:
+    """The executive's parameters (config/executive.yaml sets only what differs)."""
+
+    skill_action: str = param("policy/execute_skill", "the ExecuteSkill server that runs each step")
+    planner: str = param(
+        "auto", "auto (Fast Downward when installed, else pyperplan), fast-downward, pyperplan"
+    )
+    planning_time_limit: float = param(10.0, "s per plan; over it the task fails with a planner timeout")
+    state_window: int = param(5, "classifier frames voted over for the state after each skill", (1, 100))
+    state_timeout: float = param(10.0, "s to wait for those frames before failing the task")
+    max_skills: int = param(20, "skill executions (retries included) for a raw PDDL goal", (1, 1000))
+    max_replans: int = param(5, "replans after the world stopped matching the plan", (0, 1000))
+    skill_grace: float = param(15.0, "s past a skill's registry timeout before the executive cancels it")
+    registry: str = param("", "skill registry file; empty: config/skills.yaml")
+    tasks: str = param("", "task file; empty: config/tasks.yaml")
+    place_predicates: tuple[str, ...] = param(
+        ("holding", "on_desk", "in_drawer", "on_shelf"),
+        "every object is in exactly one of these places; placed nowhere, it takes its likeliest",
+    )
+    exclusive_atoms: tuple[str, ...] = param(
+        ("(drawer_open)", "(drawer_closed)"), "atoms of which one holds; undecided, the likelier is taken"
+    )
+    hand_atoms: tuple[str, ...] = param(
+        ("(hand_empty)", "(holding ?object)"), "the hand holds one object or nothing (?type: every object)"
+    )
+    occlusions: tuple[str, ...] = param(
+        ("(drawer_closed) hides in_drawer",),
+        "what the camera cannot see keeps its belief: (ATOM) hides PREDICATE",
+    )
+
+
 class TaskStopped(Exception):
     """The task was cancelled or the e-stop latched while waiting."""
 
@@ -66,41 +100,21 @@ class TaskStopped(Exception):
 class ExecutiveNode(Node):
     def __init__(self) -> None:
         super().__init__("executive")
-        self.declare_parameter("skill_action", "policy/execute_skill")
-        self.declare_parameter("planner", "auto")
-        self.declare_parameter("planning_time_limit", 10.0)
-        self.declare_parameter("state_window", 5)
-        self.declare_parameter("state_timeout", 10.0)
-        self.declare_parameter("max_skills", 20)
-        self.declare_parameter("max_replans", 5)
-        self.declare_parameter("skill_grace", 15.0)
-        self.declare_parameter("registry", "")
-        self.declare_parameter("tasks", "")
-        self.declare_parameter("place_predicates", ["holding", "on_desk", "in_drawer", "on_shelf"])
-        self.declare_parameter("exclusive_atoms", ["(drawer_open)", "(drawer_closed)"])
-        self.declare_parameter("hand_atoms", ["(hand_empty)", "(holding ?object)"])
-        self.declare_parameter("occlusions", ["(drawer_closed) hides in_drawer"])
-        self.registry = load_registry(self.get_parameter("registry").value or None)
-        self.tasks = load_tasks(self.registry, self.get_parameter("tasks").value or None)
-        self.planner = Planner(
-            self.registry,
-            str(self.get_parameter("planner").value),
-            float(self.get_parameter("planning_time_limit").value),
-        )
-        places = [str(p) for p in self.get_parameter("place_predicates").value]
-        unknown = [p for p in places if p not in self.registry.predicates]
+        p = declare_config(self, "", ExecutiveParameters)
+        self.registry = load_registry(p.registry or None)
+        self.tasks = load_tasks(self.registry, p.tasks or None)
+        self.planner = Planner(self.registry, p.planner, p.planning_time_limit)
+        unknown = [q for q in p.place_predicates if q not in self.registry.predicates]
         if unknown:
             raise ValueError(f"place_predicates {unknown} are not predicates of the registry")
-        one_of = [[(p, obj) for p in places] for obj in self.registry.types.get("object", ())]
-        one_of.append([parse_atom(a) for a in self.get_parameter("exclusive_atoms").value])
-        one_of.append(self._ground_all(self.get_parameter("hand_atoms").value))
-        occlusions = [Occlusion.parse(str(o)) for o in self.get_parameter("occlusions").value]
-        self.estimator = StateEstimator(int(self.get_parameter("state_window").value), one_of, occlusions)
-        self.state_timeout = float(self.get_parameter("state_timeout").value)
-        self.skill_grace = float(self.get_parameter("skill_grace").value)
-        self.default_budgets = Budgets(
-            int(self.get_parameter("max_skills").value), int(self.get_parameter("max_replans").value)
-        )
+        one_of = [[(q, obj) for q in p.place_predicates] for obj in self.registry.types.get("object", ())]
+        one_of.append([parse_atom(a) for a in p.exclusive_atoms])
+        one_of.append(self._ground_all(p.hand_atoms))
+        occlusions = [Occlusion.parse(o) for o in p.occlusions]
+        self.estimator = StateEstimator(p.state_window, one_of, occlusions)
+        self.state_timeout = p.state_timeout
+        self.skill_grace = p.skill_grace
+        self.default_budgets = Budgets(p.max_skills, p.max_replans)
         started = time.perf_counter()
         warmed = self._warm_up()
         self.get_logger().info(
@@ -116,8 +130,7 @@ class ExecutiveNode(Node):
         self.create_subscription(Bool, "safety/estop_active", self._on_estop, LATCHED)
         self._plan_pub = self.create_publisher(Plan, "executive/plan", LATCHED)
         self._step_pub = self.create_publisher(SkillStatus, "executive/steps", 10)
-        skill_action = str(self.get_parameter("skill_action").value)
-        self._skills = ActionClient(self, ExecuteSkill, skill_action, callback_group=group)
+        self._skills = ActionClient(self, ExecuteSkill, p.skill_action, callback_group=group)
         ActionServer(
             self,
             ExecuteTask,
@@ -129,7 +142,7 @@ class ExecutiveNode(Node):
         )
         self.get_logger().info(
             f"serving {self.resolve_topic_name('executive/execute_task')}; skills through "
-            f"{self.resolve_topic_name(skill_action)}; state from classifier/predicates "
+            f"{self.resolve_topic_name(p.skill_action)}; state from classifier/predicates "
             f"(window {self.estimator.window} frames)"
         )
 

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from meta_robot.drivers.franky_arm import FrankyArm, FrankyArmConfig
 from meta_robot.ros.driver_interface import DriverInterface, ensure_sole_driver
 from meta_robot.ros.entry import run_node
-from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.parameters import declare_config, param
+
+
+@dataclass(frozen=True)
+class FrankyDriverParameters:
+    """The driver's own parameters (beside safety.* and the arm's FrankyArmConfig)."""
+
+    control_rate: float = param(100.0, "Hz, safety tick and state rate", (10.0, 1000.0))
+
+    def __post_init__(self) -> None:
+        if not 10.0 <= self.control_rate <= 1000.0:
+            raise ValueError(f"control_rate must be in [10, 1000] Hz, got {self.control_rate}")
 
 
 class FrankyDriverNode(Node):
@@ -24,10 +35,7 @@ class FrankyDriverNode(Node):
 
     def __init__(self) -> None:
         super().__init__("franky_driver")
-        doc = ParameterDescriptor(description="Hz, safety tick and state rate [10, 1000]")
-        rate = float(self.declare_parameter("control_rate", 100.0, doc).value)
-        if not 10.0 <= rate <= 1000.0:
-            raise ValueError(f"control_rate must be in [10, 1000] Hz, got {rate}")
+        rate = declare_config(self, "", FrankyDriverParameters).control_rate
         config = declare_config(self, "", FrankyArmConfig)
         ensure_sole_driver(self)
         self.arm = FrankyArm(config)

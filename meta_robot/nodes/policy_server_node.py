@@ -39,7 +39,7 @@ from meta_robot.learning.policy import Action, PolicyError, SkillRequest, load_p
 from meta_robot.learning.skill_execution import InputBuffer, Outcome, SkillExecutor, SkillSession
 from meta_robot.ros.arm_messages import command_to_msg
 from meta_robot.ros.entry import run_node
-from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.parameters import declare_config, param
 from meta_robot.ros.qos import LATEST_ONLY
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.skills.registry import RegistryError, load_registry
@@ -74,26 +74,41 @@ class RobotChannel:
         return f"{self.name}/{relative}" if self.name else relative
 
 
+@dataclass(frozen=True)
+class PolicyServerParameters:
+    """The policy server's parameters (config/policy_server.yaml sets only what differs)."""
+
+    policy: str = param("goal_conditioned_bc", "a name in checkpoints/manifest.yaml, or a .safetensors path")
+    device: str = param("", "empty: CUDA when present, else the CPU; or cpu, cuda, cuda:1")
+    rate: float = param(10.0, "Hz, control steps (camera frame -> robot command)", (0.1, 1000.0))
+    robots: tuple[str, ...] = param(
+        ("",), "robot namespaces served (one action server each); empty: this node's"
+    )
+    command_topic: str = param(
+        "robot_command", "policy/robot_command behind a teleop node (operator takeover)"
+    )
+    max_batch: int = param(16, "observations per policy call when several robots run at once", (1, 1024))
+    max_input_age: float = param(
+        0.5, "s; older camera/state inputs pause the skill (the watchdog holds the arm)"
+    )
+    registry: str = param("", "skill registry file; empty: config/skills.yaml")
+
+    def __post_init__(self) -> None:
+        if not self.rate > 0:
+            raise ValueError(f"rate must be > 0 Hz, got {self.rate}")
+
+
 class PolicyServerNode(Node):
     def __init__(self) -> None:
         super().__init__("policy_server")
         self.limits = declare_config(self, "safety", SafetyLimits)
-        self.declare_parameter("policy", "goal_conditioned_bc")
-        self.declare_parameter("device", "")
-        self.declare_parameter("rate", 10.0)
-        self.declare_parameter("robots", [""])
-        self.declare_parameter("command_topic", "robot_command")
-        self.declare_parameter("max_batch", 16)
-        self.declare_parameter("max_input_age", 0.5)
-        self.declare_parameter("registry", "")
-        rate = float(self.get_parameter("rate").value)
-        if not rate > 0:
-            raise ValueError(f"rate must be > 0 Hz, got {rate}")
-        self.registry = load_registry(self.get_parameter("registry").value or None)
+        p = declare_config(self, "", PolicyServerParameters)
+        rate = p.rate
+        self.registry = load_registry(p.registry or None)
 
-        name = str(self.get_parameter("policy").value)
+        name = p.policy
         path = resolve_checkpoint(name, "policy")
-        self.policy = load_policy(path, device=self.get_parameter("device").value or None)
+        self.policy = load_policy(path, device=p.device or None)
         self.get_logger().info(
             f"loaded {self.policy.kind} policy from {path} on {self.policy.device}: skills "
             f"{', '.join(self.policy.skills)}; cameras {', '.join(self.policy.cameras)}"
@@ -101,15 +116,15 @@ class PolicyServerNode(Node):
         started = time.perf_counter()
         self.policy.warm_up()
         self.get_logger().info(f"warmed up in {time.perf_counter() - started:.2f} s")
-        self.executor_core = SkillExecutor(self.policy, int(self.get_parameter("max_batch").value))
+        self.executor_core = SkillExecutor(self.policy, p.max_batch)
         self._unusable: dict[str, str] = {}
 
-        command_topic = str(self.get_parameter("command_topic").value)
+        command_topic = p.command_topic
         self.robots: dict[str, RobotChannel] = {}
-        for robot in [str(r).strip("/") for r in self.get_parameter("robots").value]:
+        for robot in [r.strip("/") for r in p.robots]:
             channel = RobotChannel(
                 robot,
-                InputBuffer(self.policy.cameras, float(self.get_parameter("max_input_age").value)),
+                InputBuffer(self.policy.cameras, p.max_input_age),
                 None,
                 None,
             )

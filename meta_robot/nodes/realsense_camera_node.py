@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -28,9 +28,19 @@ from meta_robot.core.observation import CAMERA_NAMESPACES
 from meta_robot.ros.arm_messages import seconds_to_stamp
 from meta_robot.ros.camera_publisher import CameraPublisher
 from meta_robot.ros.entry import run_node
-from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.parameters import declare_config, param
 
 POLL_S = 0.5  # s: longest the capture thread blocks before it checks whether to stop
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    """Where the node publishes (beside the camera's RealSenseConfig)."""
+
+    topic_prefix: str = param(CAMERA_NAMESPACES["front"], "topics are <topic_prefix>/color/image_raw, ...")
+    frame_id: str = param(
+        "", "colour optical frame of colour and aligned depth; empty: <topic_prefix>_color_optical_frame"
+    )
 
 
 class RealSenseCameraNode(Node):
@@ -39,22 +49,9 @@ class RealSenseCameraNode(Node):
     def __init__(self) -> None:
         super().__init__("realsense_camera")
         config = declare_config(self, "", RealSenseConfig)
-        prefix = self.declare_parameter(
-            "topic_prefix",
-            CAMERA_NAMESPACES["front"],
-            ParameterDescriptor(description="topics are <topic_prefix>/color/image_raw, ..."),
-        ).value
-        frame_id = (
-            self.declare_parameter(
-                "frame_id",
-                "",
-                ParameterDescriptor(
-                    description="colour optical frame of colour and aligned depth; "
-                    "empty = <topic_prefix>_color_optical_frame"
-                ),
-            ).value
-            or f"{prefix.strip('/').replace('/', '_')}_color_optical_frame"
-        )
+        topics = declare_config(self, "", CameraTopics)
+        prefix = topics.topic_prefix
+        frame_id = topics.frame_id or f"{prefix.strip('/').replace('/', '_')}_color_optical_frame"
 
         self.camera = RealSenseCamera(config)
         source = f"recording {config.playback_file}" if config.is_playback else "camera"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import rclpy
@@ -23,9 +24,9 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
-from meta_robot.nodes.teleop_node import sample_to_msg
 from meta_robot.ros.entry import run_node
-from meta_robot.ros.parameters import declare_config
+from meta_robot.ros.operator_messages import sample_to_msg
+from meta_robot.ros.parameters import declare_config, param
 from meta_robot.ros.world_messages import world_from_messages
 from meta_robot.skills.registry import RegistryError, load_registry
 from meta_robot.skills.scripted_operator import EpisodeClock, OperatorAction, ScriptedOperator, to_sample
@@ -33,14 +34,20 @@ from meta_robot.skills.world import Grounding, WorldState
 from meta_robot.teleop import TeleopConfig
 
 
+@dataclass(frozen=True)
+class ScriptedOperatorParameters:
+    """The scripted operator's own parameters (beside teleop.*, the device's speed limits)."""
+
+    seed: int = param(0, "seeds every demonstration's style, with the episode's count")
+    registry: str = param("", "skill registry file; empty: config/skills.yaml")
+
+
 class ScriptedOperatorNode(Node):
     def __init__(self) -> None:
         super().__init__("scripted_operator")
         self.teleop = declare_config(self, "teleop", TeleopConfig)
-        self.declare_parameter("seed", 0)
-        self.declare_parameter("registry", "")
-        path = self.get_parameter("registry").value or None
-        self.registry = load_registry(path)
+        self.parameters = declare_config(self, "", ScriptedOperatorParameters)
+        self.registry = load_registry(self.parameters.registry or None)
         self.grounding = Grounding(self.registry)
         self._lock = threading.Lock()
         self._objects: ObjectStates | None = None
@@ -104,8 +111,7 @@ class ScriptedOperatorNode(Node):
     def _execute(self, handle) -> ExecuteSkill.Result:
         goal = handle.request
         skill = self.registry.ground(goal.skill, list(goal.arguments))
-        seed = int(self.get_parameter("seed").value)
-        rng = np.random.default_rng([seed, self._episodes])
+        rng = np.random.default_rng([self.parameters.seed, self._episodes])
         self._episodes += 1
         operator = ScriptedOperator(
             skill, self.grounding, rng, self.teleop.max_linear_speed, self.teleop.max_angular_speed

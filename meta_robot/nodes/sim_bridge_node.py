@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import rclpy
 from meta_robot_interfaces.msg import ObjectState, ObjectStates
 from meta_robot_interfaces.srv import PerturbObject, ResetSim
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -30,6 +30,7 @@ from meta_robot.ros.arm_messages import pose_to_msg, seconds_to_stamp
 from meta_robot.ros.camera_publisher import CameraPublisher
 from meta_robot.ros.driver_interface import DriverInterface, ensure_sole_driver
 from meta_robot.ros.entry import run_node
+from meta_robot.ros.parameters import declare_config, param
 from meta_robot.sim.rendering import WorkcellRenderer
 from meta_robot.sim.sim_arm import SimArm
 from meta_robot.sim.workcell import Workcell
@@ -37,8 +38,24 @@ from meta_robot.sim.workcell import Workcell
 MAX_LAG = 0.5  # s behind the wall clock before the real-time loop stops trying to catch up
 
 
-def _param(node: Node, name: str, default, description: str):
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+@dataclass(frozen=True)
+class SimBridgeParameters:
+    """The sim bridge's parameters (the launch sets scenario, seed and real_time_factor)."""
+
+    scenario: str = param("default", "scenario name under sim/scenarios/")
+    seed: int = param(0, "randomisation seed of the scenario")
+    real_time_factor: float = param(1.0, "1.0 = real time; 0 = as fast as possible (>= 0)")
+    control_rate: float = param(100.0, "Hz: safety tick, controller target update, state publishing")
+    camera_rate: float = param(15.0, "Hz of sim time for front + wrist RGB-D; 0 disables the cameras")
+    camera_width: int = param(128, "pixels")
+    camera_height: int = param(128, "pixels")
+    robot_meshes: str = param("collision", "robot drawn with 'collision' (fast on CPU) or 'visual' meshes")
+
+    def __post_init__(self) -> None:
+        if self.real_time_factor < 0 or not math.isfinite(self.real_time_factor):
+            raise ValueError(f"real_time_factor must be >= 0, got {self.real_time_factor}")
+        if not (0 < self.control_rate <= 1000) or self.camera_rate < 0:
+            raise ValueError("control_rate must be in (0, 1000] Hz and camera_rate >= 0 Hz")
 
 
 class SimBridgeNode(Node):
@@ -46,24 +63,10 @@ class SimBridgeNode(Node):
 
     def __init__(self) -> None:
         super().__init__("sim_bridge")
-        scenario = _param(self, "scenario", "default", "scenario name under sim/scenarios/")
-        seed = _param(self, "seed", 0, "randomisation seed of the scenario")
-        self.real_time_factor = float(
-            _param(self, "real_time_factor", 1.0, "1.0 = real time; 0 = as fast as possible (>= 0)")
-        )
-        control_rate = float(_param(self, "control_rate", 100.0, "Hz, safety tick and state rate"))
-        camera_rate = float(_param(self, "camera_rate", 15.0, "Hz of sim time, 0 = no cameras"))
-        width = int(_param(self, "camera_width", 128, "pixels"))
-        height = int(_param(self, "camera_height", 128, "pixels"))
-        robot_meshes = str(
-            _param(
-                self, "robot_meshes", "collision", "robot drawn with 'collision' (fast) or 'visual' meshes"
-            )
-        )
-        if self.real_time_factor < 0 or not math.isfinite(self.real_time_factor):
-            raise ValueError(f"real_time_factor must be >= 0, got {self.real_time_factor}")
-        if not (0 < control_rate <= 1000) or camera_rate < 0:
-            raise ValueError("control_rate must be in (0, 1000] Hz and camera_rate >= 0 Hz")
+        p = declare_config(self, "", SimBridgeParameters)
+        scenario, seed, self.real_time_factor = p.scenario, p.seed, p.real_time_factor
+        control_rate, camera_rate = p.control_rate, p.camera_rate
+        width, height, robot_meshes = p.camera_width, p.camera_height, p.robot_meshes
         self.use_sim_time = bool(self.get_parameter("use_sim_time").value)
 
         ensure_sole_driver(self)

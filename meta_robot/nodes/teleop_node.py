@@ -25,12 +25,12 @@ from meta_robot.core.arm import Pose
 from meta_robot.ros.arm_messages import command_to_msg, pose_from_msg, seconds_to_stamp
 from meta_robot.ros.driver_interface import LATCHED
 from meta_robot.ros.entry import run_node
+from meta_robot.ros.operator_messages import sample_from_msg, sample_to_msg
 from meta_robot.ros.parameters import declare_config
 from meta_robot.safety.limits import SafetyLimits
 from meta_robot.teleop import (
     Arbiter,
     EpisodeEventKind,
-    GripperAction,
     OperatorSample,
     TargetIntegrator,
     TeleopConfig,
@@ -38,34 +38,7 @@ from meta_robot.teleop import (
     Transition,
     open_device,
 )
-from meta_robot.teleop.devices import KEYBOARD_HELP, Frame
-
-
-def sample_to_msg(sample: OperatorSample, stamp: float) -> OperatorInput:
-    """OperatorInput from a device sample."""
-    msg = OperatorInput()
-    msg.header.stamp = seconds_to_stamp(stamp)
-    msg.device = sample.device
-    msg.deadman = bool(sample.deadman)
-    lin, ang = msg.twist.linear, msg.twist.angular
-    lin.x, lin.y, lin.z, ang.x, ang.y, ang.z = (float(v) for v in sample.twist)
-    msg.frame, msg.gripper, msg.event = int(sample.frame), int(sample.gripper), int(sample.event)
-    msg.speed_scale = float(sample.speed_scale)
-    return msg
-
-
-def sample_from_msg(msg: OperatorInput) -> OperatorSample:
-    """A device sample from OperatorInput; raises ValueError on unknown enum values."""
-    lin, ang = msg.twist.linear, msg.twist.angular
-    return OperatorSample(
-        device=msg.device or "topic",
-        deadman=bool(msg.deadman),
-        twist=(lin.x, lin.y, lin.z, ang.x, ang.y, ang.z),
-        frame=Frame(msg.frame),
-        gripper=GripperAction(msg.gripper),
-        event=EpisodeEventKind(msg.event),
-        speed_scale=msg.speed_scale,
-    )
+from meta_robot.teleop.devices import KEYBOARD_HELP
 
 
 class TeleopNode(Node):

@@ -1,4 +1,5 @@
-"""Declare a config dataclass as ROS parameters, once, with its defaults and documentation.
+"""Declare a config dataclass as ROS parameters, once, with its defaults and documentation: the one
+way a node here declares parameters (``ros2 param describe`` shows every one's description).
 
 A config dataclass (e.g. SafetyLimits) is the single source of a node's parameters: each field
 becomes ``<prefix>.<field>`` with the field's default, its ``metadata["doc"]`` as description and an
@@ -15,6 +16,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 T = TypeVar("T")
+
+
+def param(default: Any, doc: str, value_range: tuple[float, float] | None = None) -> Any:
+    """A dataclass field that :func:`declare_config` declares with ``doc`` (and ``value_range``)."""
+    metadata = {"doc": doc, **({"range": value_range} if value_range is not None else {})}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _ros_value(value: Any) -> Any:

@@ -24,12 +24,12 @@ import pytest
 from meta_robot_interfaces.msg import ArmCommand, GripperState, Intervention, OperatorInput
 
 from meta_robot.core.arm import Pose
-from meta_robot.nodes.teleop_node import sample_from_msg, sample_to_msg
 from meta_robot.ros.arm_messages import command_to_msg
 from meta_robot.ros.background import BackgroundNode
 from meta_robot.ros.commander import DOWN, ArmCommander
 from meta_robot.ros.graph import NodeSpec, sim_graph
 from meta_robot.ros.launcher import GraphProcesses, node_command, terminate
+from meta_robot.ros.operator_messages import sample_from_msg, sample_to_msg
 from meta_robot.teleop import EpisodeEventKind, Frame, GripperAction, OperatorSample
 
 pytestmark = pytest.mark.integration
