@@ -33,7 +33,7 @@ SEQ_BYTES = 4  # sequence number stored in the first 4 bytes of the image (littl
 
 
 def _qos(reliability: str) -> QoSProfile:
-    from meta_robot.nodes.camera_publisher import IMAGE_QOS
+    from meta_robot.ros.camera_publisher import IMAGE_QOS
 
     policy = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
     return QoSProfile(
@@ -50,8 +50,8 @@ def publish(width: int, height: int, frames: int, rate: float, reliability: str)
 
     from meta_robot.camera.frames import CameraFrame
     from meta_robot.camera.synthetic_recording import synthetic_color, synthetic_intrinsics
-    from meta_robot.nodes.camera_publisher import CameraPublisher
     from meta_robot.ros.arm_messages import seconds_to_stamp
+    from meta_robot.ros.camera_publisher import CameraPublisher
 
     intrinsics = synthetic_intrinsics(width, height)
     base = synthetic_color(0, width, height)

@@ -40,7 +40,7 @@ def publish(duration: float) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, JointState
 
-    from meta_robot.nodes.camera_publisher import IMAGE_QOS
+    from meta_robot.ros.camera_publisher import IMAGE_QOS
 
     rclpy.init()
     node = rclpy.create_node("bench_recorder_publisher", namespace=NAMESPACE)

@@ -167,3 +167,23 @@ def test_rendered_frames_have_realsense_shapes(workcell):
             renderer.render("ceiling")
     finally:
         renderer.close()
+
+
+def test_a_pushed_drawer_closes_to_the_joints_stop(workcell, arm):
+    """Closed is joint 0: nothing of the cabinet catches the drawer before it (its front once caught
+    on the cabinet's sides and its back on the cabinet's back 10 mm out, so a shut drawer read 10 mm
+    open, 5 mm from the 15 mm "closed" threshold)."""
+    import mujoco
+
+    m, d = workcell.model, workcell.data
+    joint = m.joint("drawer_slide")
+    d.qpos[joint.qposadr[0]] = 0.05
+    mujoco.mj_forward(m, d)
+    for _ in range(1500):  # 3 s pushed shut with 20 N, as closed fingers on the knob would
+        d.qfrc_applied[joint.dofadr[0]] = -20.0
+        workcell.step()
+    d.qfrc_applied[joint.dofadr[0]] = 0.0
+    assert workcell.scene_joint_positions()["drawer_slide"] < 0.001
+    workcell.reset(0)  # a reset with the drawer closed leaves it at its stop, not pushed out
+    workcell.step(250)
+    assert workcell.scene_joint_positions()["drawer_slide"] < 0.001
