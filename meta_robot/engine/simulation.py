@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXPERT_RATE = 50.0  # Hz: the scripted operator node's rate (config/teleop.yaml's device rate)
+EXPERT_RATE = 50.0  # Hz: the scripted operator node's rate (TeleopConfig.rate)
 SUCCESS_HOLD = 0.5  # s the post-conditions must hold before a learner's episode counts (as the referee)
 
 

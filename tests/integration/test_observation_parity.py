@@ -39,8 +39,8 @@ from meta_robot.skills.rollout import InProcessRig
 
 pytestmark = pytest.mark.integration
 SCENARIO, SEED = "default", 7
-BRIDGE_RATE = 100.0  # Hz: the bridge's control_rate (config/sim_bridge.yaml), also the rig's driver rate
-CAMERA_SIZE = 128  # px: the bridge's camera_width/height (config/sim_bridge.yaml), set explicitly below
+BRIDGE_RATE = 100.0  # Hz: the bridge's control_rate (SimBridgeParameters), also the rig's driver rate
+CAMERA_SIZE = 128  # px: the bridge's camera_width/height (SimBridgeParameters), set explicitly below
 # Joints [rad], TCP and gripper [m]. JointState, PoseStamped and GripperState carry float64 and both
 # sides run the same MuJoCo steps, so the values agree to the bit (measured: no difference at all).
 # The tolerance leaves room only for a float32 rounding taken at another point of a path (float32
