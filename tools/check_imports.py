@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Check the package's import structure: no import cycles between modules, and no import running up
-the layers (core <- concern packages <- ros <- nodes / apps <- cli).
+"""Check the package's import structure: no import cycles between modules, no import running up the
+layers (core <- concern packages <- ros <- nodes / apps <- cli), and no ROS below ros/ (the cores
+are tested without a ROS graph: rclpy and message packages are imported from ros/ up only).
 
 Reads the sources with :mod:`ast` (nothing is imported, so it runs without ROS or a GPU). Imports
 inside functions are deferred by design and count only for the layer rule; cycles are checked over
@@ -26,7 +27,14 @@ CONCERN = 1  # sim, safety, skills, learning, ...: pure-Python cores (rclpy only
 ROS = 2
 NODES = APPS = 3
 CLI = 4
+ROS_PACKAGES = {"rclpy", "launch", "launch_ros", "rosidl_runtime_py", "rosbag2_py"}
 RANKS = {"core": CORE, "ros": ROS, "nodes": NODES, "apps": APPS, "cli": CLI, "__init__": CORE}
+
+
+def is_ros(name: str) -> bool:
+    """A ROS 2 Python package: rclpy, launch, an interface package (``*_msgs``, ``*_srvs``, ...)."""
+    top = name.split(".")[0]
+    return top in ROS_PACKAGES or top.endswith(("_msgs", "_srvs", "_interfaces"))
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -69,7 +77,7 @@ def imports(path: Path, module: str) -> tuple[set[str], set[str]]:
             if isinstance(child, ast.If) and _is_type_checking(child.test):
                 continue  # annotations only: never run
             for name in targets(child):
-                if name == PACKAGE or name.startswith(PACKAGE + "."):
+                if name == PACKAGE or name.startswith(PACKAGE + ".") or is_ros(name):
                     (deferred if inner else top).add(name)
             visit(child, inner)
 
@@ -139,6 +147,9 @@ def check(root: Path = ROOT) -> tuple[list[str], dict[str, set[str]]]:
     for f in files:
         module = module_name(f, root)
         top, deferred = imports(f, module)
+        ros = sorted({n.split(".")[0] for n in top | deferred if is_ros(n)})
+        if ros and rank(module) < ROS:
+            problems.append(f"{module} imports {', '.join(ros)}: ROS below ros/")
         targets = {resolve(name, modules): name in top for name in deferred} | {
             resolve(name, modules): True for name in top
         }

@@ -9,13 +9,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from meta_robot.camera.frames import CameraFrame
-from meta_robot.camera.ros_conversions import (
+from meta_robot.core.observation import COLOR_IMAGE, COLOR_INFO, DEPTH_IMAGE, DEPTH_INFO
+from meta_robot.ros.camera_messages import (
     COLOR_ENCODING,
     DEPTH_ENCODING,
     camera_info_msg,
     image_to_msg,
 )
-from meta_robot.core.observation import COLOR_IMAGE, COLOR_INFO, DEPTH_IMAGE, DEPTH_INFO
 
 # RELIABLE, KEEP_LAST 2, VOLATILE. Why: with Fast DDS's shared-memory transport
 # (config/fastdds.xml) reliable 640x480 images arrive complete at camera rate

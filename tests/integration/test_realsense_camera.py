@@ -23,7 +23,6 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image
 
 from meta_robot.camera.frames import CameraIntrinsics
-from meta_robot.camera.ros_conversions import color_from_msg, depth_from_msg, intrinsics_from_msg
 from meta_robot.camera.synthetic_recording import (
     decode_frame_index,
     synthetic_color,
@@ -31,6 +30,7 @@ from meta_robot.camera.synthetic_recording import (
     synthetic_intrinsics,
 )
 from meta_robot.ros.background import BackgroundNode
+from meta_robot.ros.camera_messages import color_from_msg, depth_from_msg, intrinsics_from_msg
 from meta_robot.ros.camera_publisher import IMAGE_QOS
 from meta_robot.ros.environment import loopback_environment
 from meta_robot.ros.launcher import terminate

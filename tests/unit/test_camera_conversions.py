@@ -7,7 +7,13 @@ import pytest
 from builtin_interfaces.msg import Time
 
 from meta_robot.camera.frames import CameraFrame, CameraIntrinsics
-from meta_robot.camera.ros_conversions import (
+from meta_robot.camera.synthetic_recording import (
+    decode_frame_index,
+    synthetic_color,
+    synthetic_depth,
+    synthetic_intrinsics,
+)
+from meta_robot.ros.camera_messages import (
     camera_info_msg,
     color_from_msg,
     depth_from_msg,
@@ -15,12 +21,6 @@ from meta_robot.camera.ros_conversions import (
     image_from_msg,
     image_to_msg,
     intrinsics_from_msg,
-)
-from meta_robot.camera.synthetic_recording import (
-    decode_frame_index,
-    synthetic_color,
-    synthetic_depth,
-    synthetic_intrinsics,
 )
 from meta_robot.ros.camera_publisher import camera_topics
 

@@ -23,7 +23,7 @@ def test_the_package_has_no_import_cycles_and_no_upward_imports():
     assert parts["core"] <= {"core"}  # the floor imports nothing above it
 
 
-def test_the_checker_finds_a_cycle_an_upward_import_and_a_module_at_the_root(tmp_path):
+def test_the_checker_finds_cycles_upward_imports_ros_in_a_core_and_misplaced_modules(tmp_path):
     def write(name: str, text: str = "") -> None:
         path = tmp_path / "meta_robot" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +36,9 @@ def test_the_checker_finds_a_cycle_an_upward_import_and_a_module_at_the_root(tmp
     write("skills/a.py", "from meta_robot.skills import b\n")
     write("skills/b.py", "from meta_robot.skills.a import thing\n")  # a <-> b at load time
     write("skills/c.py", "def later():\n    from meta_robot.skills import a\n")  # deferred: no cycle
+    write("skills/d.py", "from sensor_msgs.msg import Image\n")  # ROS in a core
+    write("ros/__init__.py")
+    write("ros/messages.py", "import rclpy\n")  # where ROS belongs
     write("helpers.py")
     write("nodes/__init__.py")
     write("nodes/camera_node.py")
@@ -46,7 +49,9 @@ def test_the_checker_finds_a_cycle_an_upward_import_and_a_module_at_the_root(tmp
     assert not any("meta_robot.skills.c" in p for p in problems)
     assert any(p.startswith("meta_robot.helpers: only") for p in problems)
     assert any(p.startswith("meta_robot.nodes.messages: nodes/ holds only") for p in problems)
-    assert len(problems) == 4
+    assert any(p == "meta_robot.skills.d imports sensor_msgs: ROS below ros/" for p in problems), problems
+    assert not any("meta_robot.ros.messages" in p for p in problems)
+    assert len(problems) == 5
 
 
 def test_every_node_of_the_graph_has_its_console_script_and_nothing_else_does():
