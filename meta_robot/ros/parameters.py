@@ -15,13 +15,9 @@ from typing import Any, TypeVar
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from meta_robot.core.params import param as param
+
 T = TypeVar("T")
-
-
-def param(default: Any, doc: str, value_range: tuple[float, float] | None = None) -> Any:
-    """A dataclass field that :func:`declare_config` declares with ``doc`` (and ``value_range``)."""
-    metadata = {"doc": doc, **({"range": value_range} if value_range is not None else {})}
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _ros_value(value: Any) -> Any:

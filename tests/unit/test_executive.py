@@ -213,3 +213,33 @@ def test_an_object_seen_nowhere_is_looked_at_again_before_giving_up(registry, pl
     report = executive.run(parse_goal(registry, FILL_DRAWER))
     assert report.success, report.message
     assert world.executed.count("pick(red_cube)") == 2
+
+
+# --- set-up from the node's parameters (meta_robot.planning.executive_setup) ---------------------
+def test_typed_atoms_ground_to_every_object_of_the_type(registry):
+    from meta_robot.planning.executive_setup import ground_atoms
+
+    atoms = ground_atoms(registry, ["(hand_empty)", "(holding ?object)"])
+    assert atoms[0] == ("hand_empty",)
+    assert sorted(atoms[1:]) == sorted(("holding", o) for o in registry.types["object"])
+
+
+def test_the_default_estimator_knows_every_object_and_an_unknown_place_is_refused(registry):
+    from dataclasses import replace
+
+    from meta_robot.planning.executive_setup import ExecutiveParameters, state_estimator
+
+    estimator = state_estimator(registry, ExecutiveParameters())
+    assert estimator.window == ExecutiveParameters().state_window
+    with pytest.raises(ValueError, match="in_the_fridge"):
+        state_estimator(
+            registry, replace(ExecutiveParameters(), place_predicates=("on_desk", "in_the_fridge"))
+        )
+
+
+def test_the_planner_warms_up_on_a_task_that_plans_from_a_tidy_desk(registry, planner):
+    from meta_robot.planning.executive_setup import warm_up
+    from meta_robot.planning.tasks import load_tasks
+
+    tasks = load_tasks(registry)
+    assert warm_up(planner, tasks.values()) in tasks
