@@ -88,7 +88,8 @@ def sim_graph(
     """
     use_sim_time = real_time_factor <= 0.0
     bridge = {"scenario": scenario, "seed": seed, "real_time_factor": float(real_time_factor)}
-    specs = [node("sim_bridge", namespace, **bridge, use_sim_time=use_sim_time, **(bridge_parameters or {}))]
+    bridge = {**bridge, "use_sim_time": use_sim_time, **(bridge_parameters or {})}  # overrides win
+    specs = [node("sim_bridge", namespace, **bridge)]
     if scripted_operator and teleop_device is None:
         teleop_device = "topic"
     specs += data_collection_nodes(

@@ -70,3 +70,11 @@ def test_every_node_of_the_graph_has_its_console_script_and_nothing_else_does():
     for module, params_files in NODES.values():
         assert (ROOT / "meta_robot" / "nodes" / f"{module}.py").is_file()
         assert all((ROOT / "config" / f).is_file() for f in params_files)
+
+
+def test_bridge_parameters_override_the_graphs_own():
+    """A caller's bridge parameters win, use_sim_time included (the parity test stamps in sim time)."""
+    from meta_robot.ros.graph import sim_graph
+
+    bridge = sim_graph(real_time_factor=1.0, bridge_parameters={"use_sim_time": True, "seed": 9})[0]
+    assert bridge.parameters["use_sim_time"] is True and bridge.parameters["seed"] == 9
