@@ -22,7 +22,7 @@ from meta_robot_interfaces.action import ExecuteSkill
 from meta_robot_interfaces.msg import GripperState, ObjectStates
 from rclpy.action import ActionClient
 
-from meta_robot.apps.sim_session import sim_session
+from meta_robot.apps.sim_session import sim_session, wait_for
 from meta_robot.learning.eval_report import EpisodeResult, SkillEvalReport, write_report
 from meta_robot.ros.background import BackgroundNode
 from meta_robot.ros.graph import sim_graph
@@ -75,13 +75,8 @@ def run_learned_skill(
 ) -> tuple[bool, str, str]:
     """Send ``skill`` to the policy server and judge it: (success, server outcome, message). The goal
     is cancelled as soon as the post-conditions have held for ``hold`` s (the arm stops there)."""
-    future = client.send_goal_async(ExecuteSkill.Goal(skill=skill.name, arguments=list(skill.arguments)))
-    deadline = time.monotonic() + 30.0
-    while not future.done():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the policy server did not answer the goal within 30 s")
-        time.sleep(0.01)
-    handle = future.result()
+    goal = ExecuteSkill.Goal(skill=skill.name, arguments=list(skill.arguments))
+    handle = wait_for(client.send_goal_async(goal), 30.0, "the policy server (goal)")
     if not handle.accepted:
         return False, "rejected", "the policy server rejected the goal"
     result_future = handle.get_result_async()

@@ -111,10 +111,9 @@ class SimSession:
         timeout = skill.spec.timeout * 4 + 30.0
         return wait_for(handle.get_result_async(), timeout, f"the scripted operator ({skill})").result
 
-    def set_up(self, plan: EpisodePlan | Sequence[GroundSkill]) -> bool:
+    def set_up(self, plan: EpisodePlan) -> bool:
         """Run the skills that bring about an episode's preconditions; False at the first that fails."""
-        skills = plan.setup if isinstance(plan, EpisodePlan) else plan
-        return all(self.run_skill(s).outcome == ExecuteSkill.Result.SUCCEEDED for s in skills)
+        return all(self.run_skill(s).outcome == ExecuteSkill.Result.SUCCEEDED for s in plan.setup)
 
     # -- the recorder -------------------------------------------------------------------------------
     def start_episode(

@@ -80,14 +80,14 @@ class PolicyServerParameters:
 
     policy: str = param("goal_conditioned_bc", "a name in checkpoints/manifest.yaml, or a .safetensors path")
     device: str = param("", "empty: CUDA when present, else the CPU; or cpu, cuda, cuda:1")
-    rate: float = param(10.0, "Hz, control steps (camera frame -> robot command)", (0.1, 1000.0))
+    rate: float = param(10.0, "Hz, control steps (camera frame -> robot command)")
     robots: tuple[str, ...] = param(
         ("",), "robot namespaces served (one action server each); empty: this node's"
     )
     command_topic: str = param(
         "robot_command", "policy/robot_command behind a teleop node (operator takeover)"
     )
-    max_batch: int = param(16, "observations per policy call when several robots run at once", (1, 1024))
+    max_batch: int = param(16, "observations per policy call when several robots run at once")
     max_input_age: float = param(
         0.5, "s; older camera/state inputs pause the skill (the watchdog holds the arm)"
     )

@@ -23,10 +23,10 @@ class ExecutiveParameters:
         "auto", "auto (Fast Downward when installed, else pyperplan), fast-downward, pyperplan"
     )
     planning_time_limit: float = param(10.0, "s per plan; over it the task fails with a planner timeout")
-    state_window: int = param(5, "classifier frames voted over for the state after each skill", (1, 100))
+    state_window: int = param(5, "classifier frames voted over for the state after each skill")
     state_timeout: float = param(10.0, "s to wait for those frames before failing the task")
-    max_skills: int = param(20, "skill executions (retries included) for a raw PDDL goal", (1, 1000))
-    max_replans: int = param(5, "replans after the world stopped matching the plan", (0, 1000))
+    max_skills: int = param(20, "skill executions (retries included) for a raw PDDL goal")
+    max_replans: int = param(5, "replans after the world stopped matching the plan")
     skill_grace: float = param(15.0, "s past a skill's registry timeout before the executive cancels it")
     registry: str = param("", "skill registry file; empty: config/skills.yaml")
     tasks: str = param("", "task file; empty: config/tasks.yaml")

@@ -87,8 +87,13 @@ def sim_graph(
     (``policy/execute_skill``, or ``scripted_operator/execute_skill`` for privileged scripted skills).
     """
     use_sim_time = real_time_factor <= 0.0
-    bridge = {"scenario": scenario, "seed": seed, "real_time_factor": float(real_time_factor)}
-    bridge = {**bridge, "use_sim_time": use_sim_time, **(bridge_parameters or {})}  # overrides win
+    bridge = {
+        "scenario": scenario,
+        "seed": seed,
+        "real_time_factor": float(real_time_factor),
+        "use_sim_time": use_sim_time,
+        **(bridge_parameters or {}),  # the caller's overrides win
+    }
     specs = [node("sim_bridge", namespace, **bridge)]
     if scripted_operator and teleop_device is None:
         teleop_device = "topic"
